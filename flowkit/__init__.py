@@ -1,0 +1,32 @@
+"""flowkit: exactly invertible normalizing flows in PyTorch, with the TarFlow preset.
+
+Direction convention: ``forward`` normalizes (data to latent), ``inverse`` generates; every
+log-determinant is summed over the event dimensions (shape ``(B,)``).
+"""
+
+from ._validation import set_validation, validating
+from .bijectors import ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, Inverse, Patchify, Permutation
+from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
+from .presets import TarFlow
+from .sampling import Guidance
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActNorm",
+    "Bijector",
+    "CausalAffine",
+    "Chain",
+    "ChannelCoupling",
+    "EMADiagonalNormal",
+    "Flow",
+    "FlowDistribution",
+    "Guidance",
+    "Inverse",
+    "Patchify",
+    "Permutation",
+    "StandardNormal",
+    "TarFlow",
+    "set_validation",
+    "validating",
+]

@@ -1,0 +1,108 @@
+"""ChannelCoupling: the paper's coupling alternative to autoregression."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._validation import check_tensor
+from ..nets.conditioner import TransformerConditioner
+from ..sampling.guidance import Guidance
+from ._affine import affine_generate, logdet_of, affine_normalize, guided_inputs, split_params
+from .base import Bijector
+
+__all__ = ["ChannelCoupling"]
+
+
+class ChannelCoupling(Bijector):
+    r"""Affine coupling across the feature (channel) halves of every token.
+
+    Each token's ``D`` features split into :math:`x^{(0)}` (the first ``D // 2``) and
+    :math:`x^{(1)}` (the rest). A *non-causal* transformer over all ``N`` tokens of the
+    conditioning half predicts log-scale and shift of the other half; ``parity`` picks which half is
+    transformed (TarFlow alternates it between blocks). With ``parity = 0``:
+
+    .. math::
+        z^{(0)} = x^{(0)}, \qquad z^{(1)} = (x^{(1)} - b(x^{(0)}))\, e^{-a(x^{(0)})}, \qquad
+        \log|\det J| = -\textstyle\sum a.
+
+    The inverse is one parallel pass: :math:`x^{(1)} = z^{(1)} e^{a(z^{(0)})} + b(z^{(0)})`.
+    This is the channel-coupling ablation of the TarFlow paper (FID 20.4 vs 5.7 for
+    autoregression on ImageNet 64).
+
+    Inverse options: ``guidance``, ``guide_what``, ``attn_temp``, ``annealed_guidance`` as in
+    :class:`flowkit.CausalAffine` (the annealed weight grows with the token index); ``method`` is
+    accepted and ignored, the inverse being exact in one pass.
+
+    Args:
+        dim: token size ``D >= 2``.
+        seq_len: number of tokens ``N``.
+        channels, num_layers, head_dim, expansion, num_classes, affine: as in
+            :class:`flowkit.CausalAffine`.
+        parity: ``0`` transforms the second half, ``1`` the first.
+
+    Examples:
+        >>> torch.manual_seed(0)
+        <torch._C.Generator object at ...>
+        >>> block = ChannelCoupling(dim=4, seq_len=6, channels=64, num_layers=1)
+        >>> _ = torch.nn.init.normal_(block.net.proj_out.weight, std=0.1)
+        >>> x = torch.randn(2, 6, 4)
+        >>> z, logdet = block(x)
+        >>> torch.equal(z[..., :2], x[..., :2]), bool(torch.allclose(block.inverse(z)[0], x, atol=1e-5))
+        (True, True)
+    """
+
+    takes_sampling_options = True
+
+    def __init__(self, dim: int, seq_len: int, channels: int, num_layers: int, *, parity: int = 0,
+                 head_dim: int = 64, expansion: int = 4, num_classes: int = 0, affine: bool = True) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"ChannelCoupling: dim must be an int >= 2 to split in halves, got {dim!r}")
+        if parity not in (0, 1):
+            raise ValueError(f"ChannelCoupling: parity must be 0 or 1, got {parity!r}")
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"ChannelCoupling: num_classes must be an int >= 0, got {num_classes!r}")
+        half = dim // 2
+        self.cond_slice = slice(0, half) if parity == 0 else slice(half, dim)
+        self.trans_slice = slice(half, dim) if parity == 0 else slice(0, half)
+        d_cond, d_trans = (half, dim - half) if parity == 0 else (dim - half, half)
+        self.net = TransformerConditioner(d_cond, 2 * d_trans if affine else d_trans, seq_len, channels,
+                                          num_layers, head_dim, expansion, num_classes)
+        self.dim, self.seq_len, self.parity, self.affine, self.num_classes = dim, seq_len, parity, affine, num_classes
+        self.event_shape = (seq_len, dim)
+        self.conditional = num_classes > 0
+        self.volume_preserving = not affine
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, seq_len={self.seq_len}, parity={self.parity}, affine={self.affine}"
+
+    def _merge(self, kept: Tensor, changed: Tensor) -> Tensor:
+        parts = (kept, changed) if self.parity == 0 else (changed, kept)
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_tensor(x, "x", self.event_shape, owner="ChannelCoupling")
+        cond = self.net.embed_context(context, x.shape[0], owner="ChannelCoupling")
+        kept, changed = x[..., self.cond_slice], x[..., self.trans_slice]
+        a, b = split_params(self.net(kept, cond, causal=False), self.affine)
+        z, logdet = affine_normalize(changed, a, b)
+        return self._merge(kept, z), logdet
+
+    def inverse(self, z: Tensor, *, context: Tensor | None = None, guidance: float = 0.0, guide_what: str = "ab",
+                attn_temp: float = 1.0, annealed_guidance: bool = False,
+                method: str | None = None) -> tuple[Tensor, Tensor]:
+        # `method` is accepted so a flow can pass one sampler choice to every block: the coupling
+        # inverse is already a single exact parallel pass, whatever the method.
+        check_tensor(z, "z", self.event_shape, owner="ChannelCoupling.inverse")
+        g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
+        batch = z.shape[0]
+        cond = self.net.embed_context(context, batch, owner="ChannelCoupling.inverse")
+        kept, changed = z[..., self.cond_slice], z[..., self.trans_slice]
+        cond, q_scale = guided_inputs(self.net, cond, batch, g, z)
+        inp = torch.cat([kept, kept]) if g.active else kept
+        a, b = split_params(self.net(inp, cond, causal=False, q_scale=q_scale), self.affine)
+        if g.active:
+            a, b = g.combine(a, b, g.weights(self.seq_len, z.device).to(z.dtype).view(-1, 1))
+        x = affine_generate(changed, a, b)
+        return self._merge(kept, x), logdet_of(a, z.dtype)

@@ -1,0 +1,110 @@
+"""Patchify: images to sequences of patch tokens."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .._validation import check_tensor
+from .base import Bijector, Shape, zeros_logdet
+
+__all__ = ["Patchify"]
+
+
+class Patchify(Bijector):
+    r"""Cut images into non-overlapping ``p x p`` patches, one token per patch.
+
+    .. math::
+        (B, C, H, W) \;\longleftrightarrow\; (B, N, D), \qquad N = \frac{HW}{p^2},\; D = C p^2.
+
+    Tokens run row-major over the patch grid and each token lists channel, then row, then column
+    inside its patch: exactly the layout of :func:`torch.nn.functional.unfold` with
+    ``kernel_size = stride = p`` (transposed to put tokens first). A pure rearrangement, so the
+    log-det is ``0`` both ways.
+
+    Args:
+        patch_size: the patch side ``p``; ``H`` and ``W`` must be multiples of it.
+        img_size: optional ``(H, W)`` (or one int for square images), needed only to invert a
+            sequence whose grid is not square, and to let a flow check shapes when it is built.
+        in_channels: optional ``C``, for the same reasons.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.arange(2 * 3 * 4 * 4.0).reshape(2, 3, 4, 4)
+        >>> y, logdet = Patchify(2)(x)
+        >>> tuple(y.shape), logdet.tolist()
+        ((2, 4, 12), [0.0, 0.0])
+        >>> torch.equal(y, torch.nn.functional.unfold(x, 2, stride=2).transpose(1, 2))
+        True
+        >>> torch.equal(Patchify(2).inverse(y)[0], x)
+        True
+    """
+
+    volume_preserving = True
+
+    def __init__(self, patch_size: int, img_size: int | tuple[int, int] | None = None,
+                 in_channels: int | None = None) -> None:
+        super().__init__()
+        if not isinstance(patch_size, int) or patch_size < 1:
+            raise ValueError(f"Patchify: patch_size must be a positive int, got {patch_size!r}")
+        self.patch_size = patch_size
+        if isinstance(img_size, int):
+            img_size = (img_size, img_size)
+        self.img_size = tuple(img_size) if img_size is not None else None
+        self.in_channels = in_channels
+        if self.img_size is not None and in_channels is not None:
+            self.event_shape = (in_channels, *self.img_size)
+            self.forward_shape(self.event_shape)
+
+    def forward_shape(self, shape: Shape) -> Shape:
+        p = self.patch_size
+        if len(shape) != 3:
+            raise ValueError(f"Patchify expects images (C, H, W), got event shape {tuple(shape)}")
+        c, h, w = shape
+        if h % p or w % p:
+            raise ValueError(f"Patchify({p}): H and W must be multiples of {p}, got H={h}, W={w}")
+        self._check_event_shape(shape)
+        return (h // p) * (w // p), c * p * p
+
+    def inverse_shape(self, shape: Shape) -> Shape:
+        c, h, w = self._image_shape(tuple(shape))
+        return c, h, w
+
+    def _image_shape(self, shape: Shape) -> tuple[int, int, int]:
+        p = self.patch_size
+        if len(shape) != 2:
+            raise ValueError(f"Patchify.inverse expects tokens (N, D), got event shape {shape}")
+        n, d = shape
+        if d % (p * p):
+            raise ValueError(f"Patchify({p}).inverse: token size must be a multiple of {p * p}, got {d}")
+        c = d // (p * p)
+        if self.in_channels is not None and c != self.in_channels:
+            raise ValueError(f"Patchify({p}).inverse: token size {d} means {c} channels, expected {self.in_channels}")
+        if self.img_size is not None:
+            h, w = self.img_size
+            if (h // p) * (w // p) != n:
+                raise ValueError(f"Patchify({p}).inverse: {n} tokens do not tile an image of size {h}x{w}")
+            return c, h, w
+        side = round(n**0.5)
+        if side * side != n:
+            raise ValueError(f"Patchify({p}).inverse: {n} tokens are not a square grid; pass img_size=(H, W)")
+        return c, side * p, side * p
+
+    def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._check_context(context)
+        check_tensor(x, "x", event_ndim=3, owner="Patchify")
+        self.forward_shape(tuple(x.shape[1:]))
+        b, c, h, w = x.shape
+        p = self.patch_size
+        y = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        return y, zeros_logdet(x)
+
+    def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._check_context(context)
+        check_tensor(y, "y", event_ndim=2, owner="Patchify.inverse")
+        c, h, w = self._image_shape(tuple(y.shape[1:]))
+        b, p = y.shape[0], self.patch_size
+        x = y.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+        return x, zeros_logdet(y)
+
+    def extra_repr(self) -> str:
+        return f"patch_size={self.patch_size}"

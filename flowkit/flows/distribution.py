@@ -1,0 +1,59 @@
+"""Adapter from a :class:`~flowkit.Flow` to :class:`torch.distributions.Distribution`."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+if TYPE_CHECKING:
+    from .flow import Flow
+
+__all__ = ["FlowDistribution"]
+
+
+class FlowDistribution(Distribution):
+    """A flow seen as a ``torch.distributions.Distribution`` (optionally at a fixed context).
+
+    ``batch_shape`` is ``()`` without a context and ``(B,)`` for a label tensor of shape ``(B,)``.
+    :meth:`rsample` is differentiable (through the flow's inverse); :meth:`sample` is not.
+
+    Examples:
+        >>> from flowkit import Flow, ActNorm
+        >>> dist = Flow([ActNorm(2)], event_shape=(2,)).as_distribution()
+        >>> tuple(dist.sample((5,)).shape), tuple(dist.log_prob(torch.zeros(5, 2)).shape)
+        ((5, 2), (5,))
+    """
+
+    arg_constraints: dict[str, Any] = {}
+    support = constraints.real
+    has_rsample = True
+
+    def __init__(self, flow: Flow, context: Tensor | None = None, **sampling_options: Any) -> None:
+        if flow.event_shape is None:
+            raise ValueError("FlowDistribution needs a flow with a known event_shape")
+        self.flow, self.context, self.options = flow, context, sampling_options
+        batch_shape = torch.Size(context.shape) if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size(flow.event_shape), validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        lead = value.shape[: value.dim() - len(self.event_shape)]
+        flat = value.reshape(-1, *self.event_shape)
+        context = None
+        if self.context is not None:
+            context = self.context.expand(lead).reshape(-1)
+        return self.flow.log_prob(flat, context=context).reshape(lead)
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+        shape = torch.Size(sample_shape) + self.batch_shape
+        n = math.prod(shape)
+        context = None if self.context is None else self.context.expand(shape).reshape(-1)
+        x = self.flow.sample(n, context=context, **self.options)
+        return x.reshape(*shape, *self.event_shape)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape)

@@ -1,0 +1,84 @@
+"""The transformer that predicts affine parameters in TarFlow-style blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_labels
+from .transformer import KVCache, Transformer
+
+__all__ = ["TransformerConditioner"]
+
+
+class TransformerConditioner(nn.Module):
+    r"""Token embedding, a transformer, and a zero-initialised output projection.
+
+    .. math:: h = W_{in} x + P + E[y], \qquad p = W_{out}\,\mathrm{Transformer}(h)
+
+    with a learned positional table :math:`P` (``(N, C)``) and, for ``num_classes > 0``, a class
+    embedding :math:`E` whose mean stands in for a dropped label (``y = -1``) or for
+    ``context=None``. ``proj_out`` starts at zero (weights and bias), so the block it feeds starts
+    as the identity map.
+
+    Args:
+        in_dim: token size fed in.
+        out_dim: parameters predicted per token.
+        seq_len: number of tokens ``N``.
+        channels: transformer width ``C`` (a multiple of ``head_dim``).
+        num_layers: transformer depth ``K``.
+        head_dim: attention head size.
+        expansion: MLP expansion factor.
+        num_classes: number of classes (``0``: unconditional).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, seq_len: int, channels: int, num_layers: int,
+                 head_dim: int = 64, expansion: int = 4, num_classes: int = 0) -> None:
+        super().__init__()
+        self.proj_in = nn.Linear(in_dim, channels)
+        self.pos_embed = nn.Parameter(torch.randn(seq_len, channels) * 1e-2)
+        self.class_embed = nn.Parameter(torch.randn(num_classes, channels) * 1e-2) if num_classes else None
+        self.transformer = Transformer(channels, num_layers, head_dim, expansion)
+        self.proj_out = nn.Linear(channels, out_dim)
+        nn.init.zeros_(self.proj_out.weight)
+        nn.init.zeros_(self.proj_out.bias)
+        self.num_classes = num_classes
+
+    def embed_context(self, context: Tensor | None, batch: int, owner: str = "") -> Tensor | None:
+        """Class embedding per sample, ``(B, 1, C)``, or the mean embedding ``(1, 1, C)``; ``None``
+        for an unconditional net."""
+        if self.class_embed is None:
+            if context is not None:
+                raise ValueError(f"{owner}: the model is unconditional (num_classes=0) but a context was given")
+            return None
+        mean = self.class_embed.mean(dim=0)
+        if context is None:
+            return mean.view(1, 1, -1)
+        y = check_labels(context, batch, self.num_classes, owner=owner).to(self.class_embed.device)
+        emb = torch.where((y < 0).unsqueeze(1), mean, self.class_embed[y.clamp(min=0)])
+        return emb.unsqueeze(1)
+
+    def guided_embedding(self, cond: Tensor | None, batch: int) -> Tensor | None:
+        """Embeddings of the doubled guidance batch: the conditional ones, then the mean."""
+        if cond is None:
+            return None
+        mean = self.class_embed.mean(dim=0).view(1, 1, -1)  # type: ignore[union-attr]
+        return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
+
+    def embed(self, x: Tensor, cond: Tensor | None, start: int = 0) -> Tensor:
+        """``proj_in(x) + pos_embed[start:start+T] + cond``."""
+        h = self.proj_in(x) + self.pos_embed[start:start + x.shape[1]]
+        return h if cond is None else h + cond
+
+    def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool, q_scale: Tensor | None = None) -> Tensor:
+        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``)."""
+        return self.proj_out(self.transformer(self.embed(x, cond), causal=causal, q_scale=q_scale))
+
+    def new_cache(self, batch: int, dtype: torch.dtype, device: torch.device) -> KVCache:
+        return self.transformer.new_cache(batch, self.pos_embed.shape[0], dtype, device)
+
+    def step(self, x: Tensor, cond: Tensor | None, cache: KVCache, start: int,
+             q_scale: Tensor | None = None) -> Tensor:
+        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones."""
+        h = self.transformer.step(self.embed(x, cond, start), cache, start, q_scale)
+        return self.proj_out(h)

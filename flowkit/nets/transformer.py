@@ -1,0 +1,156 @@
+"""Pre-LayerNorm transformer layers with an optional per-call KV cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["Attention", "MLP", "TransformerLayer", "Transformer", "KVCache"]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def norm_fp32(norm: nn.LayerNorm, x: Tensor) -> Tensor:
+    """LayerNorm computed in float32 when ``x`` is half precision (bf16 statistics are too coarse)."""
+    if x.dtype in _HALF:
+        return F.layer_norm(x.float(), norm.normalized_shape, norm.weight, norm.bias, norm.eps).to(x.dtype)
+    return norm(x)
+
+
+class KVCache:
+    """Keys and values of every layer for one sampling call.
+
+    Preallocated to ``max_len`` tokens and written in place when no gradient is needed (the fast
+    path); when autograd is on, the entries are kept in a list and concatenated instead, because
+    in-place writes would invalidate tensors saved for the backward pass. The cache is a local
+    object of one call: nothing is stored on the modules.
+    """
+
+    def __init__(self, num_layers: int, batch: int, num_heads: int, max_len: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        self.inplace = not torch.is_grad_enabled()
+        self.length = 0
+        shape = (batch, num_heads, max_len, head_dim)
+        if self.inplace:
+            self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+            self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        else:
+            self.k_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
+            self.v_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
+
+    def update(self, layer: int, start: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store ``k, v`` (``(B, H, T, hd)``) at positions ``start..start+T-1`` of ``layer`` and
+        return all keys and values up to ``start + T``."""
+        end = start + k.shape[2]
+        if self.inplace:
+            self.k[layer][:, :, start:end] = k
+            self.v[layer][:, :, start:end] = v
+            return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        ks, vs = self.k_list[layer], self.v_list[layer]
+        # Drop entries at or after `start` (a segment can be recomputed, e.g. by Jacobi iterations).
+        while ks and sum(t.shape[2] for t in ks) > start:
+            ks.pop(), vs.pop()
+        ks.append(k), vs.append(v)
+        return torch.cat(ks, dim=2), torch.cat(vs, dim=2)
+
+
+class Attention(nn.Module):
+    r"""Multi-head self-attention after a LayerNorm, with fused ``qkv``.
+
+    .. math:: \mathrm{Attn}(h) = W_o\,\mathrm{softmax}\!\left(\frac{q k^\top}{\tau\sqrt{d_h}} + M\right) v,
+        \quad (q, k, v) = W_{qkv}\,\mathrm{LN}(h)
+
+    with a causal mask :math:`M` when asked and a per-sample attention temperature :math:`\tau`
+    (passed as ``q_scale = 1/\tau`` of shape ``(B, 1, 1, 1)``; used by guidance).
+    """
+
+    def __init__(self, channels: int, head_dim: int = 64) -> None:
+        super().__init__()
+        if channels % head_dim:
+            raise ValueError(f"Attention: channels ({channels}) must be a multiple of head_dim ({head_dim})")
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        self.num_heads = channels // head_dim
+        self.head_dim = head_dim
+
+    def _qkv(self, x: Tensor, q_scale: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        b, t, _ = x.shape
+        qkv = self.qkv(norm_fp32(self.norm, x)).view(b, t, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, hd)
+        if q_scale is not None:
+            q = q * q_scale.to(q.dtype)
+        return q, k, v
+
+    def _out(self, o: Tensor) -> Tensor:
+        b, _, t, _ = o.shape
+        return self.proj(o.transpose(1, 2).reshape(b, t, -1))
+
+    def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        q, k, v = self._qkv(x, q_scale)
+        return self._out(F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+
+    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None) -> Tensor:
+        """Causal attention for tokens at ``start..start+T-1`` given the cached earlier ones."""
+        q, k, v = self._qkv(x, q_scale)
+        keys, values = cache.update(layer, start, k, v)
+        t = x.shape[1]
+        mask = None
+        if t > 1:  # token start+i sees keys 0..start+i
+            mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
+        return self._out(F.scaled_dot_product_attention(q, keys, values, attn_mask=mask))
+
+
+class MLP(nn.Module):
+    """LayerNorm, then ``Linear(C, eC)``, GELU, ``Linear(eC, C)``."""
+
+    def __init__(self, channels: int, expansion: int = 4) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.fc1 = nn.Linear(channels, channels * expansion)
+        self.fc2 = nn.Linear(channels * expansion, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(norm_fp32(self.norm, x))))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm residual layer: ``h + Attn(h)``, then ``h + MLP(h)``."""
+
+    def __init__(self, channels: int, head_dim: int = 64, expansion: int = 4) -> None:
+        super().__init__()
+        self.attention = Attention(channels, head_dim)
+        self.mlp = MLP(channels, expansion)
+
+    def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        x = x + self.attention(x, causal=causal, q_scale=q_scale)
+        return x + self.mlp(x)
+
+    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None) -> Tensor:
+        x = x + self.attention.step(x, cache, layer, start, q_scale)
+        return x + self.mlp(x)
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`TransformerLayer` (no final norm: a projection follows in every flow)."""
+
+    def __init__(self, channels: int, num_layers: int, head_dim: int = 64, expansion: int = 4) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TransformerLayer(channels, head_dim, expansion) for _ in range(num_layers))
+        self.channels, self.head_dim = channels, head_dim
+
+    def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, causal=causal, q_scale=q_scale)
+        return x
+
+    def new_cache(self, batch: int, max_len: int, dtype: torch.dtype, device: torch.device) -> KVCache:
+        """An empty :class:`KVCache` for one sampling call."""
+        return KVCache(len(self.layers), batch, self.channels // self.head_dim, max_len, self.head_dim, dtype, device)
+
+    def step(self, x: Tensor, cache: KVCache, start: int, q_scale: Tensor | None = None) -> Tensor:
+        """Run tokens ``start..start+T-1`` (``x`` is ``(B, T, C)``) through every layer with ``cache``."""
+        for i, layer in enumerate(self.layers):
+            x = layer.step(x, cache, i, start, q_scale)
+        return x

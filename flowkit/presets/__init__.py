@@ -1,0 +1,5 @@
+"""Ready-made flows."""
+
+from .tarflow import TarFlow
+
+__all__ = ["TarFlow"]

@@ -1,0 +1,5 @@
+"""Sampling: guidance options and inverse methods."""
+
+from .guidance import Guidance
+
+__all__ = ["Guidance"]

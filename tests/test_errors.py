@@ -1,0 +1,72 @@
+"""Bad input gets a ValueError/TypeError that says what was expected and what came."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flowkit import CausalAffine, Patchify, Permutation, TarFlow
+
+
+@pytest.fixture(scope="module")
+def cond() -> TarFlow:
+    return TarFlow(in_channels=3, img_size=8, patch_size=2, channels=64, num_blocks=2, layers_per_block=1,
+                   num_classes=10)
+
+
+@pytest.mark.parametrize("x, err, message", [
+    (torch.zeros(2, 3, 8), ValueError, r"x must have shape \(B, 3, 8, 8\), got \(2, 3, 8\)"),
+    (torch.zeros(2, 1, 8, 8), ValueError, r"x must have shape \(B, 3, 8, 8\), got \(2, 1, 8, 8\)"),
+    (torch.zeros(2, 3, 16, 16), ValueError, r"got \(2, 3, 16, 16\)"),
+    (torch.zeros(2, 3, 8, 8, dtype=torch.long), TypeError, "floating-point tensor, got dtype torch.int64"),
+    (torch.full((2, 3, 8, 8), float("nan")), ValueError, "384 non-finite value"),
+    ([[0.0]], TypeError, "must be a torch.Tensor, got list"),
+])
+def test_bad_images(cond: TarFlow, x: object, err: type, message: str) -> None:
+    with pytest.raises(err, match=message):
+        cond.log_prob(x)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("y, err, message", [
+    (torch.tensor([0, 10]), ValueError, r"labels must lie in \[-1, 10\).*got values in \[0, 10\]"),
+    (torch.tensor([-2, 0]), ValueError, r"got values in \[-2, 0\]"),
+    (torch.tensor([0.0, 1.0]), TypeError, "integer tensor, got dtype torch.float32"),
+    (torch.tensor([0, 1, 2]), ValueError, r"labels must have shape \(2,\) to match the batch, got \(3,\)"),
+    (3, TypeError, "tensor of integer class labels, got int"),
+])
+def test_bad_labels(cond: TarFlow, y: object, err: type, message: str) -> None:
+    with pytest.raises(err, match=message):
+        cond.log_prob(torch.zeros(2, 3, 8, 8), y)  # type: ignore[arg-type]
+
+
+def test_context_for_unconditional() -> None:
+    model = TarFlow(in_channels=1, img_size=4, patch_size=2, channels=64, num_blocks=1, layers_per_block=1)
+    with pytest.raises(ValueError, match="unconditional.*context was given"):
+        model.log_prob(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]))
+    block = CausalAffine(dim=4, seq_len=4, channels=64, num_layers=1)
+    with pytest.raises(ValueError, match="num_classes=0.*context was given"):
+        block(torch.zeros(2, 4, 4), context=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="unconditional but was given a context"):
+        Patchify(2)(torch.zeros(1, 1, 4, 4), context=torch.tensor([0]))
+
+
+def test_bad_bijector_arguments() -> None:
+    with pytest.raises(ValueError, match=r"H and W must be multiples of 3, got H=4, W=4"):
+        Patchify(3)(torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"permutation of range\(3\), got \[0, 0, 2\]"):
+        Permutation([0, 0, 2])
+    with pytest.raises(ValueError, match="Permutation of 4 tokens got a sequence of 5"):
+        Permutation.reverse(4)(torch.zeros(1, 5, 2))
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 4, 4\)"):
+        CausalAffine(dim=4, seq_len=4, channels=64, num_layers=1).inverse(torch.zeros(1, 4, 3))
+
+
+@pytest.mark.parametrize("opts, message", [
+    (dict(guidance=-1.0), "guidance must be a float >= 0"),
+    (dict(guidance=1.0, guide_what="c"), "guide_what must be 'a', 'b' or 'ab'"),
+    (dict(guidance=1.0, attn_temp=0.0), "attn_temp must be a float > 0"),
+    (dict(method="magic"), "method must be one of"),
+])
+def test_bad_sampling_options(cond: TarFlow, opts: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cond.sample(2, context=torch.tensor([0, 1]), **opts)

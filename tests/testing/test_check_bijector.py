@@ -1,0 +1,110 @@
+"""check_bijector must fail, naming the property, on deliberately wrong bijectors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from flowkit import Bijector
+from flowkit.testing import check_bijector
+
+
+class Scale(Bijector):
+    """y = 2x with a configurable bug."""
+
+    def __init__(self, bug: str = "") -> None:
+        super().__init__()
+        self.bug = bug
+        self.weight = torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64))
+
+    def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y = x * self.weight
+        if self.bug == "mix":
+            y = y + x.mean(0, keepdim=True) * 0.1
+        if self.bug == "anticausal":
+            y = y + x.flip(1) * 0.1
+        ld = torch.log(self.weight.abs()) * x[0].numel() * torch.ones(x.shape[0], dtype=x.dtype)
+        if self.bug == "logdet_sign":
+            ld = -ld
+        if self.bug == "logdet_mean":
+            ld = ld / x[0].numel()
+        return y, ld
+
+    def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = y / self.weight
+        if self.bug == "inverse":
+            x = x + 1e-3
+        if self.bug == "mix":
+            x = (y - x.mean(0, keepdim=True) * 0.1 / self.weight * 0) / self.weight
+        ld = -torch.log(self.weight.abs()) * y[0].numel() * torch.ones(y.shape[0], dtype=y.dtype)
+        if self.bug == "logdet_mean":
+            ld = ld / y[0].numel()
+        return x, ld
+
+
+def test_correct_bijector_passes() -> None:
+    check_bijector(Scale(), torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "bug, prop",
+    [("inverse", "round trip"), ("logdet_sign", "log-dets cancel"), ("logdet_mean", "slogdet"),
+     ("mix", "round trip")],
+)
+def test_wrong_bijector_fails(bug: str, prop: str) -> None:
+    with pytest.raises(AssertionError, match=prop):
+        check_bijector(Scale(bug), torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+def test_false_causal_claim_fails() -> None:
+    class AntiCausal(Scale):
+        """Tokens before the last also read the last one: exact, correct log-det, not causal."""
+
+        causal = True
+
+        def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+            y, ld = super().forward(x)
+            return torch.cat([y[:, :-1] + 0.1 * x[:, -1:], y[:, -1:]], dim=1), ld
+
+        def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+            last = y[:, -1:] / self.weight
+            x, ld = super().inverse(torch.cat([y[:, :-1] - 0.1 * last, y[:, -1:]], dim=1))
+            return x, ld
+
+    with pytest.raises(AssertionError, match="causality failed: output token 0 depends on later input token 3"):
+        check_bijector(AntiCausal(), torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+def test_false_volume_preserving_claim_fails() -> None:
+    b = Scale()
+    b.volume_preserving = True
+    with pytest.raises(AssertionError, match="volume_preserving"):
+        check_bijector(b, torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+def test_batch_mixing_fails() -> None:
+    class Mix(Scale):
+        def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+            y, ld = super().forward(x)
+            return y + x.sum(0, keepdim=True) * 0, ld + x.sum() * 1e-3 - x.sum() * 1e-3 + (x.shape[0] - 3) * 0.1
+
+    with pytest.raises(AssertionError, match="batch independence"):
+        check_bijector(Mix(), torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+def test_missing_gradient_fails() -> None:
+    b = Scale()
+    b.unused = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    with pytest.raises(AssertionError, match="gradients"):
+        check_bijector(b, torch.randn(3, 4, 2, dtype=torch.float64))
+
+
+def test_hidden_state_fails() -> None:
+    class Leaky(Scale):
+        def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+            self.cache = y
+            return super().inverse(y)
+
+    with pytest.raises(AssertionError, match="hidden state"):
+        check_bijector(Leaky(), torch.randn(3, 4, 2, dtype=torch.float64))
