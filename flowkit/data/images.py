@@ -1,0 +1,52 @@
+"""Image grids: save batches of samples as one PNG."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .transforms import to_uint8
+
+__all__ = ["make_grid", "save_grid"]
+
+
+def make_grid(images: Tensor, nrow: int, padding: int = 1) -> Tensor:
+    """Tile a batch of images ``(B, C, H, W)`` on ``[-1, 1]`` into one uint8 image ``(C, H', W')``.
+
+    Images fill the grid row by row, ``nrow`` per row; gaps of ``padding`` pixels are black.
+
+    Examples:
+        >>> make_grid(torch.zeros(6, 1, 4, 4), nrow=3).shape
+        torch.Size([1, 11, 16])
+    """
+    if images.dim() != 4:
+        raise ValueError(f"make_grid expects images (B, C, H, W), got shape {tuple(images.shape)}")
+    if nrow < 1:
+        raise ValueError(f"nrow must be >= 1, got {nrow}")
+    b, c, h, w = images.shape
+    rows = -(-b // nrow)
+    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
+    pixels = to_uint8(images.detach().cpu())
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top:top + h, left:left + w] = pixels[i]
+    return grid
+
+
+def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int, scale: int = 1) -> Path:
+    """Save ``images`` (``(B, C, H, W)`` on ``[-1, 1]``, C = 1 or 3) as a PNG grid, upscaled ``scale``
+    times with nearest-neighbour so small images stay visible. Returns the path."""
+    grid = make_grid(images, nrow)
+    array = grid.permute(1, 2, 0).numpy()
+    img = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)  # uint8 (H, W) -> L, (H, W, 3) -> RGB
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
