@@ -8,7 +8,8 @@ from ._validation import set_validation, validating
 from .bijectors import ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, Inverse, Patchify, Permutation
 from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
 from .presets import TarFlow
-from .sampling import Guidance
+from .sampling import Guidance, denoise
+from . import metrics  # so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "Permutation",
     "StandardNormal",
     "TarFlow",
+    "denoise",
     "set_validation",
     "validating",
 ]

@@ -209,7 +209,8 @@ class Chain(Bijector):
         self.bijectors = nn.ModuleList(bijectors)
         self.conditional = any(b.conditional for b in bijectors)
         self.volume_preserving = all(b.volume_preserving for b in bijectors)
-        self.inverse_methods = tuple(sorted({m for b in bijectors for m in b.inverse_methods}))
+        # In first-seen order, so that the exact reference a part lists first stays first.
+        self.inverse_methods = tuple(dict.fromkeys(m for b in bijectors for m in b.inverse_methods))
         self.takes_sampling_options = any(b.takes_sampling_options for b in bijectors)
         self.event_shape = tuple(event_shape) if event_shape is not None else None
         first = next((b for b in bijectors if b.event_shape is not None), None)

@@ -10,7 +10,8 @@ from torch import Tensor
 from .._validation import check_tensor
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
-from ._affine import affine_generate, logdet_of, affine_normalize, compute_dtype, guided_inputs, split_params
+from ..sampling.jacobi import METHODS, Update, resolve_method, solve_autoregressive
+from ._affine import affine_generate, affine_normalize, compute_dtype, logdet_of, split_params
 from .base import Bijector
 
 __all__ = ["CausalAffine"]
@@ -29,8 +30,11 @@ class CausalAffine(Bijector):
 
     .. math:: \log|\det \partial z / \partial x| = -\textstyle\sum_{i,d} a_{i,d}.
 
-    The forward pass is one parallel transformer call; the inverse is sequential over tokens
-    (``method="sequential"``, exact) with a key/value cache that exists only inside the call.
+    The forward pass is one parallel transformer call. The inverse solves the triangular system
+    above either token by token (``method="sequential"``, exact) or by parallel Jacobi-type
+    fixed-point passes over many tokens (``"jacobi"``, ``"gs_jacobi"``, ``"sliding_jacobi"``, and
+    the default ``"auto"``; see :mod:`flowkit.sampling.jacobi`), with a key/value cache that exists
+    only inside the call.
     With ``affine=False`` (volume-preserving, "VP") only the shift is learned and the log-det is 0.
 
     The transformer is TarFlow's: ``proj_in`` + learned positional embedding (+ class embedding),
@@ -51,8 +55,8 @@ class CausalAffine(Bijector):
     Shapes:
         ``x``, ``z``: ``(B, N, D)``; ``context``: ``(B,)`` integer labels; log-det ``(B,)``.
 
-    Inverse options (see :class:`flowkit.sampling.Guidance`): ``guidance``, ``guide_what``,
-    ``attn_temp``, ``annealed_guidance``, and ``method``.
+    Inverse options (see :class:`flowkit.sampling.Guidance` and :meth:`inverse`): ``guidance``,
+    ``guide_what``, ``attn_temp``, ``annealed_guidance``, ``method`` with its options, and ``stats``.
 
     References:
         Zhai et al., "Normalizing Flows are Capable Generative Models", ICML 2025 (arXiv 2412.06329).
@@ -67,11 +71,16 @@ class CausalAffine(Bijector):
         >>> x_back, logdet_inv = block.inverse(z, context=y)
         >>> bool(torch.allclose(x_back, x, atol=1e-5)), bool(torch.allclose(logdet + logdet_inv, torch.zeros(2), atol=1e-5))
         (True, True)
+        >>> stats = {}
+        >>> x_seq, _ = block.inverse(z, context=y, method="sequential")
+        >>> x_jac, _ = block.inverse(z, context=y, method="jacobi", tol=1e-6, stats=stats)
+        >>> bool(torch.allclose(x_jac, x_seq, atol=1e-5)), stats["blocks"][0]["passes"] <= 5
+        (True, True)
     """
 
     causal = True
     takes_sampling_options = True
-    inverse_methods: tuple[str, ...] = ("sequential",)
+    inverse_methods: tuple[str, ...] = METHODS
 
     def __init__(self, dim: int, seq_len: int, channels: int, num_layers: int, *, head_dim: int = 64,
                  expansion: int = 4, num_classes: int = 0, affine: bool = True) -> None:
@@ -104,32 +113,58 @@ class CausalAffine(Bijector):
         return affine_normalize(x, a, b)
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None, guidance: float = 0.0, guide_what: str = "ab",
-                attn_temp: float = 1.0, annealed_guidance: bool = False, method: str = "sequential",
-                **method_options: Any) -> tuple[Tensor, Tensor]:
+                attn_temp: float = 1.0, annealed_guidance: bool = False, method: str = "auto",
+                stats: dict[str, Any] | None = None, **method_options: Any) -> tuple[Tensor, Tensor]:
+        """Generate: solve ``x_i = z_i exp(a_i(x_{<i})) + b_i(x_{<i})`` with the inverse ``method``.
+
+        Args:
+            z: latents ``(B, N, D)``.
+            context: labels ``(B,)`` for a conditional block.
+            guidance, guide_what, attn_temp, annealed_guidance: see :class:`~flowkit.sampling.Guidance`.
+            method: one of :attr:`inverse_methods` (see :mod:`flowkit.sampling.jacobi`; ``"auto"`` by
+                default); ``"sequential"`` is the exact reference.
+            stats: a dict; a record of this call (passes, token evaluations, convergence) is appended
+                to ``stats["blocks"]``.
+            **method_options: ``tol``, ``max_iter``, ``init``, ``segment_size``, ``window``, as the
+                method takes them (:func:`~flowkit.sampling.jacobi.resolve_method`).
+
+        Returns:
+            ``x`` ``(B, N, D)`` and the log-det of the inverse map ``sum(a)``, ``(B,)``.
+        """
         check_tensor(z, "z", self.event_shape, owner="CausalAffine.inverse")
-        if method not in self.inverse_methods:
-            raise ValueError(f"CausalAffine.inverse: method must be one of {self.inverse_methods}, got {method!r}")
+        spec = resolve_method(method, method_options, z.dtype, self.seq_len, owner="CausalAffine.inverse")
+        if stats is not None and not isinstance(stats, dict):
+            raise TypeError(f"CausalAffine.inverse: stats must be a dict or None, got {type(stats).__name__}")
         g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
         cond = self.net.embed_context(context, z.shape[0], owner="CausalAffine.inverse")
-        if method_options:
-            raise TypeError(f"CausalAffine.inverse: method {method!r} takes no options {sorted(method_options)}")
-        return self._inverse_sequential(z, cond, g)
+        x, a = solve_autoregressive(z, self._update_fn(z, cond, g, spec.cached), spec, stats)
+        return x, logdet_of(a, z.dtype)
 
-    def _inverse_sequential(self, z: Tensor, cond: Tensor | None, g: Guidance) -> tuple[Tensor, Tensor]:
-        """Exact inverse, one token per step: ``x_{i+1} = z_{i+1} exp(a_i) + b_i`` with ``(a_i, b_i)``
-        from tokens ``<= i`` through a KV cache; guided branches run as one doubled batch."""
-        batch, n, _ = z.shape
-        cond, q_scale = guided_inputs(self.net, cond, batch, g, z)
-        weights = g.weights(n, z.device).to(z.dtype)
-        cache = self.net.new_cache(batch * (2 if g.active else 1), compute_dtype(z), z.device)
-        xs, logdet = [z[:, 0]], z.new_zeros(batch)
-        for i in range(n - 1):
-            token = xs[-1].unsqueeze(1)
-            if g.active:
-                token = torch.cat([token, token])
-            a, b = split_params(self.net.step(token, cond, cache, i, q_scale), self.affine)
-            if g.active:
-                a, b = g.combine(a, b, weights[i + 1])
-            xs.append(affine_generate(z[:, i + 1], a[:, 0], b[:, 0]))
-            logdet = logdet + logdet_of(a, z.dtype)
-        return torch.stack(xs, dim=1), logdet
+    def _update_fn(self, z: Tensor, cond: Tensor | None, g: Guidance, cached: bool) -> Update:
+        """The map ``F`` of the fixed-point system for :func:`~flowkit.sampling.jacobi.solve_autoregressive`:
+        input tokens at ``start..start+T-1`` to ``(x, a)`` of tokens ``start+1..start+T``.
+
+        Everything that does not depend on the tokens is prepared here, once per call: the position
+        and class embeddings of both guidance branches (the branches share the input tokens, so the
+        doubled batch is never copied), the query scales, the per-token guidance weights and, when
+        ``cached``, the preallocated KV cache. Without a cache the whole block is recomputed from
+        position 0 by the parallel forward pass (the same pass as :meth:`params`).
+        """
+        batch, dtype = z.shape[0], compute_dtype(z)
+        bias = self.net.embedding_bias(cond, guided=g.active)
+        q_scale = g.q_scale(batch, dtype, z.device) if g.active else None
+        weights = g.weights(self.seq_len, z.device).to(z.dtype).unsqueeze(1) if g.active else None
+        cache = self.net.new_cache(bias.shape[0] * batch, dtype, z.device) if cached else None
+
+        def update(inputs: Tensor, start: int) -> tuple[Tensor, Tensor]:
+            targets = slice(start + 1, start + 1 + inputs.shape[1])
+            if cache is None:
+                p = self.net(inputs, None, causal=True, q_scale=q_scale, bias=bias)  # start is 0 here
+            else:
+                p = self.net.step(inputs, None, cache, start, q_scale, bias=bias)
+            a, b = split_params(p, self.affine)
+            if weights is not None:
+                a, b = g.combine(a, b, weights[targets])
+            return affine_generate(z[:, targets], a, b), a
+
+        return update

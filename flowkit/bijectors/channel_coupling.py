@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from .._validation import check_tensor
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
+from ..sampling.jacobi import resolve_method
 from ._affine import affine_generate, logdet_of, affine_normalize, guided_inputs, split_params
 from .base import Bijector
 
@@ -90,11 +93,13 @@ class ChannelCoupling(Bijector):
         return self._merge(kept, z), logdet
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None, guidance: float = 0.0, guide_what: str = "ab",
-                attn_temp: float = 1.0, annealed_guidance: bool = False,
-                method: str | None = None) -> tuple[Tensor, Tensor]:
-        # `method` is accepted so a flow can pass one sampler choice to every block: the coupling
-        # inverse is already a single exact parallel pass, whatever the method.
+                attn_temp: float = 1.0, annealed_guidance: bool = False, method: str | None = None,
+                stats: dict[str, Any] | None = None, **method_options: Any) -> tuple[Tensor, Tensor]:
+        # `method` (with its options and `stats`) is accepted so a flow can pass one sampler choice to
+        # every block; it is checked, then ignored: the coupling inverse is already one exact parallel pass.
         check_tensor(z, "z", self.event_shape, owner="ChannelCoupling.inverse")
+        if method is not None or method_options:
+            resolve_method(method or "auto", method_options, z.dtype, self.seq_len, owner="ChannelCoupling.inverse")
         g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
         batch = z.shape[0]
         cond = self.net.embed_context(context, batch, owner="ChannelCoupling.inverse")

@@ -61,7 +61,12 @@ class StandardNormal(nn.Module):
         return eps if var is None else eps * var.sqrt().to(eps.dtype)
 
     def update(self, z: Tensor) -> None:
-        """Hook for distributions fitted during training (no-op here)."""
+        """Hook for distributions fitted during training: :meth:`update_moment` with the batch mean of
+        ``z**2``."""
+        self.update_moment(z.detach().float().square().mean(0))
+
+    def update_moment(self, second_moment: Tensor) -> None:
+        """Hook for distributions fitted to :math:`E[z^2]` (shape ``event_shape``); no-op here."""
 
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}"
@@ -101,6 +106,7 @@ class EMADiagonalNormal(StandardNormal):
         return self.var
 
     @torch.no_grad()
-    def update(self, z: Tensor) -> None:
-        """Move ``var`` toward the batch mean of ``z**2`` (``z`` is ``(B, *event_shape)``)."""
-        self.var.lerp_(z.detach().float().square().mean(0).to(self.var.dtype), self.rate)
+    def update_moment(self, second_moment: Tensor) -> None:
+        """Move ``var`` toward ``second_moment``, an estimate of :math:`E[z^2]` (e.g. a batch mean,
+        averaged over ranks in distributed training)."""
+        self.var.lerp_(second_moment.to(self.var), self.rate)

@@ -65,20 +65,49 @@ class TransformerConditioner(nn.Module):
         mean = self.class_embed.mean(dim=0).view(1, 1, -1)  # type: ignore[union-attr]
         return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
 
-    def embed(self, x: Tensor, cond: Tensor | None, start: int = 0) -> Tensor:
-        """``proj_in(x) + pos_embed[start:start+T] + cond``."""
+    def embedding_bias(self, cond: Tensor | None, guided: bool = False) -> Tensor:
+        r"""The token-independent part of the embedding, ``pos_embed + cond``, per branch.
+
+        Computed once per sampling call so that each step only adds it to ``proj_in(x)``. A guided
+        call has two branches, the conditional one and the unconditional one (mean class embedding).
+
+        Args:
+            cond: :meth:`embed_context` output ``(B, 1, C)`` or ``(1, 1, C)``, or ``None``.
+            guided: add the unconditional branch.
+
+        Returns:
+            ``(G, B or 1, N, C)`` with ``G = 2`` if ``guided`` else ``1``.
+        """
+        pos = self.pos_embed.unsqueeze(0)
+        conds = [cond]
+        if guided:
+            conds.append(None if self.class_embed is None else self.class_embed.mean(dim=0).view(1, 1, -1))
+        return torch.stack(torch.broadcast_tensors(*(pos if c is None else pos + c for c in conds)))
+
+    def embed(self, x: Tensor, cond: Tensor | None, start: int = 0, *, bias: Tensor | None = None) -> Tensor:
+        """``proj_in(x) + pos_embed[start:start+T] + cond``.
+
+        With a precomputed :meth:`embedding_bias` ``(G, B', N, C)``, ``x`` (``(B, T, in_dim)``) is
+        shared by the ``G`` branches and the result is ``(G * B, T, C)``, branch-major (no copy of
+        ``x`` per branch).
+        """
+        if bias is not None:
+            return (self.proj_in(x) + bias[:, :, start:start + x.shape[1]]).flatten(0, 1)
         h = self.proj_in(x) + self.pos_embed[start:start + x.shape[1]]
         return h if cond is None else h + cond
 
-    def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool, q_scale: Tensor | None = None) -> Tensor:
-        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``)."""
-        return self.proj_out(self.transformer(self.embed(x, cond), causal=causal, q_scale=q_scale))
+    def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool, q_scale: Tensor | None = None,
+                bias: Tensor | None = None) -> Tensor:
+        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``; ``bias``
+        as in :meth:`embed`)."""
+        return self.proj_out(self.transformer(self.embed(x, cond, bias=bias), causal=causal, q_scale=q_scale))
 
     def new_cache(self, batch: int, dtype: torch.dtype, device: torch.device) -> KVCache:
         return self.transformer.new_cache(batch, self.pos_embed.shape[0], dtype, device)
 
     def step(self, x: Tensor, cond: Tensor | None, cache: KVCache, start: int,
-             q_scale: Tensor | None = None) -> Tensor:
-        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones."""
-        h = self.transformer.step(self.embed(x, cond, start), cache, start, q_scale)
+             q_scale: Tensor | None = None, *, bias: Tensor | None = None) -> Tensor:
+        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones (``bias``
+        as in :meth:`embed`)."""
+        h = self.transformer.step(self.embed(x, cond, start, bias=bias), cache, start, q_scale)
         return self.proj_out(h)

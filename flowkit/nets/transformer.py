@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention", "MLP", "TransformerLayer", "Transformer", "KVCache"]
+__all__ = ["Attention", "MLP", "TransformerLayer", "Transformer", "KVCache", "offset_causal_mask"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -16,6 +16,24 @@ def norm_fp32(norm: nn.LayerNorm, x: Tensor) -> Tensor:
     if x.dtype in _HALF:
         return F.layer_norm(x.float(), norm.normalized_shape, norm.weight, norm.bias, norm.eps).to(x.dtype)
     return norm(x)
+
+
+def offset_causal_mask(t: int, start: int, device: torch.device | None = None) -> Tensor | None:
+    r"""Boolean attention mask for ``t`` queries at positions ``start..start+t-1`` over keys
+    ``0..start+t-1``: query ``start+i`` sees keys ``<= start+i``.
+
+    ``None`` when nothing needs masking (a single query sees every cached key, and from
+    ``start = 0`` attention uses SDPA's ``is_causal`` instead).
+
+    Examples:
+        >>> offset_causal_mask(2, 1).int().tolist()
+        [[1, 1, 0], [1, 1, 1]]
+        >>> offset_causal_mask(1, 5) is None, offset_causal_mask(3, 0) is None
+        (True, True)
+    """
+    if t == 1 or start == 0:
+        return None
+    return torch.ones(t, start + t, dtype=torch.bool, device=device).tril(diagonal=start)
 
 
 class KVCache:
@@ -48,9 +66,15 @@ class KVCache:
             self.v[layer][:, :, start:end] = v
             return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
         ks, vs = self.k_list[layer], self.v_list[layer]
-        # Drop entries at or after `start` (a segment can be recomputed, e.g. by Jacobi iterations).
-        while ks and sum(t.shape[2] for t in ks) > start:
-            ks.pop(), vs.pop()
+        # Drop what lies at or after `start` (a segment can be recomputed, e.g. by Jacobi iterations),
+        # trimming an entry that straddles it.
+        length = sum(t.shape[2] for t in ks)
+        while ks and length > start:
+            old_k, old_v = ks.pop(), vs.pop()
+            length -= old_k.shape[2]
+            if start > length:
+                ks.append(old_k[:, :, :start - length]), vs.append(old_v[:, :, :start - length])
+                length = start
         ks.append(k), vs.append(v)
         return torch.cat(ks, dim=2), torch.cat(vs, dim=2)
 
@@ -91,15 +115,22 @@ class Attention(nn.Module):
         q, k, v = self._qkv(x, q_scale)
         return self._out(F.scaled_dot_product_attention(q, k, v, is_causal=causal))
 
-    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None) -> Tensor:
-        """Causal attention for tokens at ``start..start+T-1`` given the cached earlier ones."""
+    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None,
+             mask: Tensor | None = None) -> Tensor:
+        """Causal attention for tokens at ``start..start+T-1`` given the cached earlier ones.
+
+        ``mask`` is :func:`offset_causal_mask` ``(T, start, ...)``, built once per step by the caller
+        (it is the same for every layer); ``None`` computes it here.
+        """
         q, k, v = self._qkv(x, q_scale)
         keys, values = cache.update(layer, start, k, v)
         t = x.shape[1]
-        mask = None
-        if t > 1:  # token start+i sees keys 0..start+i
-            mask = torch.ones(t, start + t, dtype=torch.bool, device=x.device).tril(diagonal=start)
-        return self._out(F.scaled_dot_product_attention(q, keys, values, attn_mask=mask))
+        if mask is None:
+            mask = offset_causal_mask(t, start, x.device)
+        # From position 0 the mask is the plain causal one: SDPA's `is_causal` kernel skips the masked half.
+        causal = start == 0 and t > 1
+        return self._out(F.scaled_dot_product_attention(q, keys, values, attn_mask=None if causal else mask,
+                                                        is_causal=causal))
 
 
 class MLP(nn.Module):
@@ -127,8 +158,9 @@ class TransformerLayer(nn.Module):
         x = x + self.attention(x, causal=causal, q_scale=q_scale)
         return x + self.mlp(x)
 
-    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None) -> Tensor:
-        x = x + self.attention.step(x, cache, layer, start, q_scale)
+    def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None,
+             mask: Tensor | None = None) -> Tensor:
+        x = x + self.attention.step(x, cache, layer, start, q_scale, mask)
         return x + self.mlp(x)
 
 
@@ -150,7 +182,12 @@ class Transformer(nn.Module):
         return KVCache(len(self.layers), batch, self.channels // self.head_dim, max_len, self.head_dim, dtype, device)
 
     def step(self, x: Tensor, cache: KVCache, start: int, q_scale: Tensor | None = None) -> Tensor:
-        """Run tokens ``start..start+T-1`` (``x`` is ``(B, T, C)``) through every layer with ``cache``."""
+        """Run tokens ``start..start+T-1`` (``x`` is ``(B, T, C)``) through every layer with ``cache``.
+
+        The positions ``start..`` may have been written before (an iterative solver rewriting a
+        segment): their cache entries are overwritten.
+        """
+        mask = offset_causal_mask(x.shape[1], start, x.device)  # one mask for all layers
         for i, layer in enumerate(self.layers):
-            x = layer.step(x, cache, i, start, q_scale)
+            x = layer.step(x, cache, i, start, q_scale, mask)
         return x

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bijectors import CausalAffine, Chain, ChannelCoupling, Patchify, Permutation
 from ..bijectors.base import Bijector
 from ..flows import EMADiagonalNormal, Flow, StandardNormal
+
+if TYPE_CHECKING:
+    from .ml_tarflow import Checkpoint
 
 __all__ = ["TarFlow"]
 
@@ -88,6 +91,17 @@ class TarFlow(Flow):
             num_blocks=num_blocks, layers_per_block=layers_per_block, head_dim=head_dim, expansion=expansion,
             nvp=nvp, num_classes=num_classes, coupling=coupling)
         self.num_classes = num_classes
+
+    @classmethod
+    def from_ml_tarflow(cls, checkpoint: Checkpoint, **config: Any) -> TarFlow:
+        """Load a checkpoint of the public reference implementation (apple/ml-tarflow).
+
+        ``checkpoint`` is a path, a state dict, or a ``{"state_dict", "config"}`` dict; ``config`` is
+        the reference constructor's arguments. See :func:`flowkit.presets.ml_tarflow.load_ml_tarflow`.
+        """
+        from .ml_tarflow import load_ml_tarflow  # deferred: that module builds TarFlows
+
+        return load_ml_tarflow(checkpoint, **config)
 
     @property
     def patchify(self) -> Patchify:

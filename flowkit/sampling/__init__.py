@@ -1,5 +1,6 @@
 """Sampling: guidance options and inverse methods."""
 
+from .denoise import denoise
 from .guidance import Guidance
 
-__all__ = ["Guidance"]
+__all__ = ["Guidance", "denoise"]

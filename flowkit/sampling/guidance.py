@@ -56,11 +56,15 @@ class Guidance:
         """Whether a second pass is needed at all."""
         return self.guidance > 0 and bool(self.guide_what)
 
-    def weights(self, seq_len: int, device: torch.device | None = None) -> Tensor:
-        """The weight of each target token, shape ``(seq_len,)``."""
-        w = torch.full((seq_len,), float(self.guidance), device=device)
+    def weights(self, seq_len: int, device: torch.device | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The weight of each target token, shape ``(seq_len,)``.
+
+        float64 by default, so that casting to the model's dtype rounds once: float32 weights would
+        make a float64 model's annealed guidance off by ~1e-8 relative.
+        """
+        w = torch.full((seq_len,), float(self.guidance), device=device, dtype=dtype)
         if self.annealed_guidance:
-            w = w * torch.arange(seq_len, device=device) / max(seq_len - 1, 1)
+            w = w * torch.arange(seq_len, device=device, dtype=dtype) / max(seq_len - 1, 1)
         return w
 
     def q_scale(self, batch: int, dtype: torch.dtype, device: torch.device) -> Tensor:

@@ -1,5 +1,8 @@
 """Training: the loop behind ``flowkit train``, its configuration, checkpoints and scale-out."""
 
+from flowkit.training.distributed import DistInfo, init_distributed, wrap_model
+from flowkit.training.loading import load_trained
+from flowkit.training.trainer import TrainingDiverged, build_model, train, warmup_cosine
 from flowkit.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from flowkit.training.config import (
     PRESETS,
@@ -13,6 +16,14 @@ from flowkit.training.config import (
 )
 
 __all__ = [
+    "train",
+    "build_model",
+    "warmup_cosine",
+    "TrainingDiverged",
+    "load_trained",
+    "DistInfo",
+    "init_distributed",
+    "wrap_model",
     "TrainConfig",
     "PRESETS",
     "Precision",

@@ -1,0 +1,39 @@
+"""Shared iteration over evaluation data for the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_tensor
+
+
+def unpack(batch: Any, owner: str) -> tuple[Tensor, Tensor | None]:
+    """``(x, y)`` from a batch that is ``(x, y)``, ``[x, y]``, ``(x,)`` or a bare tensor ``x``."""
+    if isinstance(batch, Tensor):
+        return batch, None
+    if isinstance(batch, (tuple, list)) and 1 <= len(batch) <= 2 and isinstance(batch[0], Tensor):
+        y = batch[1] if len(batch) == 2 else None
+        if y is not None and not isinstance(y, Tensor):
+            raise TypeError(f"{owner}: labels must be a tensor, got {type(y).__name__}")
+        return batch[0], y
+    raise TypeError(f"{owner}: the loader must yield (x, y) pairs or tensors x, got {type(batch).__name__}")
+
+
+def batches(flow: nn.Module, loader: Iterable[Any], owner: str,
+            progress: bool) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """Yield ``(x, y)`` moved to the flow's device and floating dtype, with an optional progress bar."""
+    ref = next(iter(flow.parameters()), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    dtype = ref.dtype if ref is not None and ref.is_floating_point() else None
+    if progress:
+        from tqdm.auto import tqdm  # only when asked: a bar is noise in logs and tests
+
+        loader = tqdm(loader, desc=owner, leave=False)
+    for batch in loader:
+        x, y = unpack(batch, owner)
+        check_tensor(x, "x", event_ndim=x.dim() - 1, owner=owner)
+        yield x.to(device=device, dtype=dtype), None if y is None else y.to(device)

@@ -1,0 +1,87 @@
+"""Multi-process training with ``torch.distributed``, launched by ``torchrun``."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup_distributed"]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: ``rank`` of ``world_size`` processes, and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 logs and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group that ``torchrun`` describes in the environment, if any.
+
+    Without ``WORLD_SIZE`` (a plain ``flowkit train``) this is a single process. Under ``torchrun``
+    the backend is NCCL on GPUs and gloo on the CPU, each rank takes GPU ``LOCAL_RANK``.
+
+    Examples:
+        >>> init_distributed("cpu").world_size  # no torchrun here
+        1
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if world == 1:
+        return DistInfo(device=dev)
+    if cuda:
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=10))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local, dev)
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group (if one was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_model(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Module:
+    """Wrap ``model`` for data-parallel training: DDP, or FSDP (sharded parameters, gradients and
+    optimizer state) for models that do not fit one device. A single process gets ``model`` back.
+
+    DDP averages gradients over ranks, so the global batch is the per-rank batch times the world size.
+    """
+    if not info.distributed:
+        return model
+    if fsdp:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        return FullyShardedDataParallel(model, device_id=info.device if info.device.type == "cuda" else None,
+                                        use_orig_params=True)
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The mean of ``t`` over ranks (``t`` itself in a single process)."""
+    if not info.distributed:
+        return t
+    t = t.clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t / info.world_size
