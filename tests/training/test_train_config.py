@@ -133,7 +133,7 @@ def test_epochs_and_max_steps_are_exclusive() -> None:
     ("changes", "match"),
     [
         ({"patch_size": 3}, "patch_size 3 must divide img_size 8"),
-        ({"channels": 96}, "channels 96 must be a multiple of head_dim 64"),
+        ({"channels": 100}, "channels 100 must be a multiple of head_dim 32"),
         ({"num_blocks": 0}, "num_blocks must be >= 1, got 0"),
         ({"sigma": -0.1}, "sigma must be finite and >= 0"),
         ({"sigma": 0.0}, "noise 'gaussian' needs sigma > 0"),
