@@ -41,10 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_source(p: argparse.ArgumentParser) -> None:
         p.add_argument("checkpoint", help="checkpoint.pt of a flowkit run, or a reference ml-tarflow checkpoint")
-        p.add_argument("--ml-tarflow", default=None, metavar="K=V,...",
+        p.add_argument("--ml-tarflow", default=None, nargs="?", const="", metavar="K=V,...",
                        help="the checkpoint is a reference ml-tarflow one with these constructor arguments, "
                             "e.g. in_channels=3,img_size=256,patch_size=8,channels=768,num_blocks=8,"
-                            "layers_per_block=8,nvp=true,num_classes=3")
+                            "layers_per_block=8,nvp=true,num_classes=3 (none needed for a file that "
+                            "stores its config)")
         p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or .npz")
@@ -101,7 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..training.loading import load_trained, parse_key_values
 
-    ml = parse_key_values(args.ml_tarflow) if args.ml_tarflow else None
+    ml = parse_key_values(args.ml_tarflow) if args.ml_tarflow is not None else None
     return load_trained(args.checkpoint, ema=not args.no_ema, ml_tarflow=ml)
 
 

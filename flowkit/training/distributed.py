@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup_distributed"]
+__all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup_distributed", "full_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -62,18 +62,23 @@ def cleanup_distributed() -> None:
 
 
 def wrap_model(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Module:
-    """Wrap ``model`` for data-parallel training: DDP, or FSDP (sharded parameters, gradients and
-    optimizer state) for models that do not fit one device. A single process gets ``model`` back.
+    """Wrap ``model`` for data-parallel training: DDP, or FSDP for models that do not fit one device.
 
-    DDP averages gradients over ranks, so the global batch is the per-rank batch times the world size.
+    DDP keeps a replica per rank and averages gradients, so the global batch is the per-rank batch
+    times the world size. FSDP (``torch.distributed.fsdp.fully_shard``, which also runs on the CPU
+    with gloo) shards parameters, gradients and optimizer state over the ranks, one unit per flow
+    block (``model.blocks``) plus the root; it shards ``model`` in place and returns it, so build the
+    optimizer afterwards. A single process gets ``model`` back.
     """
     if not info.distributed:
         return model
     if fsdp:
-        from torch.distributed.fsdp import FullyShardedDataParallel
+        from torch.distributed.fsdp import fully_shard
 
-        return FullyShardedDataParallel(model, device_id=info.device if info.device.type == "cuda" else None,
-                                        use_orig_params=True)
+        for block in getattr(model, "blocks", []):
+            fully_shard(block)
+        fully_shard(model)
+        return model
     ids = [info.device.index] if info.device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
@@ -85,3 +90,11 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t / info.world_size
+
+
+def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The whole (unsharded) ``state_dict`` of an FSDP model on rank 0, on the CPU; empty on the other
+    ranks. Every rank must call it (it gathers the shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

@@ -25,7 +25,8 @@ from ..presets import TarFlow
 from ..sampling import denoise
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, config_to_toml
-from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed, wrap_model
+from .distributed import (DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed,
+                          wrap_model)
 
 __all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "CHECKPOINT", "METRICS"]
 
@@ -119,9 +120,14 @@ def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig, step: int, out: Path) 
 
 
 def _checkpoint_state(model: TarFlow, ema: AveragedModel | None, opt: torch.optim.Optimizer,
-                      sched: torch.optim.lr_scheduler.LRScheduler, step: int, cfg: TrainConfig) -> dict[str, Any]:
-    return {"model": model.state_dict(), "ema": ema.module.state_dict() if ema else None,
-            "ema_n_averaged": ema.n_averaged if ema else None, "optimizer": opt.state_dict(),
+                      sched: torch.optim.lr_scheduler.LRScheduler, step: int, cfg: TrainConfig,
+                      whole: dict[str, Tensor] | None = None) -> dict[str, Any]:
+    """Everything a resume needs. Under FSDP, ``whole`` holds the gathered weights, and the sharded
+    optimizer state is not saved (FSDP runs cannot be resumed yet)."""
+    return {"model": whole if whole is not None else model.state_dict(),
+            "ema": ema.module.state_dict() if ema else None,
+            "ema_n_averaged": ema.n_averaged if ema else None,
+            "optimizer": opt.state_dict() if whole is None else None,
             "scheduler": sched.state_dict(), "step": step, "rng": rng_state(),
             "config": dataclasses.asdict(cfg), "model_config": dict(model.config)}
 
@@ -171,19 +177,27 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
                          f"{len(train_set)} training images")
     total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * len(loader)  # type: ignore[operator]
     # ---- model, EMA, optimizer --------------------------------------------------------------------
+    fsdp = cfg.fsdp and info.distributed
+    if fsdp and cfg.ema_decay > 0:
+        raise ValueError("FSDP keeps no EMA copy of the weights (it would need them whole on every rank); "
+                         "pass --ema-decay 0")
+    if fsdp and resume:
+        raise ValueError("resuming an FSDP run is not supported yet; resume it with DDP (drop --fsdp)")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, num_classes).to(device)
+    state = load_checkpoint(out / CHECKPOINT) if resume else None
+    if state is not None:
+        if state.get("model_config") != dict(model.config):
+            raise ValueError(f"cannot resume: the checkpoint's model {state.get('model_config')} differs from "
+                             f"the config's {dict(model.config)}")
+        model.load_state_dict(state["model"])
+    net = wrap_model(model, info, fsdp)  # FSDP shards `model` in place: build the optimizer after it
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total))
     step = 0
-    if resume:
-        state = load_checkpoint(out / CHECKPOINT)
-        if state.get("model_config") != dict(model.config):
-            raise ValueError(f"cannot resume: the checkpoint's model {state.get('model_config')} differs from "
-                             f"the config's {dict(model.config)}")
-        model.load_state_dict(state["model"])
+    if state is not None:
         if ema is not None and state["ema"] is not None:
             ema.module.load_state_dict(state["ema"])
             ema.n_averaged.copy_(state["ema_n_averaged"])
@@ -191,7 +205,6 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
         set_rng_state(state["rng"])
-    net = wrap_model(model, info, cfg.fsdp)
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     if info.is_main:
@@ -219,9 +232,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         loss = -log_prob.mean() / num_dims  # nats per dimension
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        clip = getattr(net, "clip_grad_norm_", None)  # FSDP clips its shards itself
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        grad_norm = clip(max_norm) if clip else torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # also on FSDP's sharded tensors
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):  # stop before the update spoils the weights
             what = f"loss {loss.item()}" if not torch.isfinite(loss) else f"gradient norm {grad_norm.item()}"
             raise TrainingDiverged(f"the loss became non-finite ({what}) at step {step}; the last good checkpoint "
@@ -235,20 +247,27 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         step += 1
         seen += x.shape[0] * info.world_size
         bar.update(1)
+        final = step == total
+        do_eval = bool(cfg.eval_every and step % cfg.eval_every == 0) or final
+        do_sample = bool(cfg.sample_every and step % cfg.sample_every == 0) or final
+        # Sharded weights are gathered by all ranks together; rank 0 then works on a whole copy.
+        whole = full_state_dict(model) if fsdp and (do_eval or do_sample) else None
         if not info.is_main:
             continue
-        final = step == total
         if step % cfg.log_every == 0 or final:
             elapsed = time.perf_counter() - t0
             record = {"step": step, "loss": loss.item(), "bpd": bits_per_dim(-loss * num_dims, num_dims).item(),
                       "lr": sched.get_last_lr()[0], "images_per_s": seen / max(elapsed, 1e-9)}
             seen, t0 = 0, time.perf_counter()
         eval_model = ema.module if ema is not None else model
-        if (cfg.eval_every and step % cfg.eval_every == 0) or final:
+        if whole is not None:
+            eval_model = build_model(cfg, num_classes).to(device)
+            eval_model.load_state_dict(whole)
+        if do_eval:
             eval_model.eval()
             record = {**record, "step": step, **_evaluate(eval_model, val_set, cfg, step, out)}  # type: ignore[arg-type]
-            save_checkpoint(out / CHECKPOINT, _checkpoint_state(model, ema, opt, sched, step, cfg))
-        if (cfg.sample_every and step % cfg.sample_every == 0) or final:
+            save_checkpoint(out / CHECKPOINT, _checkpoint_state(model, ema, opt, sched, step, cfg, whole))
+        if do_sample:
             eval_model.eval()
             name = "samples.png" if final else f"samples_step{step:06d}.png"
             _sample_grid(eval_model, cfg, out / name, device)  # type: ignore[arg-type]

@@ -70,3 +70,19 @@ def test_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     assert main(["eval", str(tmp_path / "other.pt")]) == 1
     assert "not a flowkit training checkpoint" in capsys.readouterr().err
+
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ml_tarflow"
+
+
+@pytest.mark.skipif(not (FIXTURES / "cond_nvp_c3_s8_p2.pt").exists(), reason=f"reference fixtures not found in {FIXTURES}")
+def test_sample_and_eval_a_reference_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = str(FIXTURES / "cond_nvp_c3_s8_p2.pt")
+    assert main(["sample", ckpt, "--ml-tarflow", "--num", "4", "--guidance", "1.5", "--out", str(tmp_path / "r.npz")]) == 0
+    assert np.load(tmp_path / "r.npz")["x"].shape == (4, 3, 8, 8)
+    images = (np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3))).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x=images, y=np.arange(12) % 10)
+    assert main(["eval", ckpt, "--ml-tarflow", "--data", str(tmp_path / "d.npz")]) == 0
+    assert '"bpd"' in capsys.readouterr().out
+    assert main(["sample", ckpt, "--ml-tarflow", "--denoise"]) == 1
+    assert "--denoise needs --sigma" in capsys.readouterr().err

@@ -89,18 +89,21 @@ def test_kill_9_then_resume_gives_identical_weights(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
+def test_two_gloo_processes_match_one_process_with_ddp_and_fsdp(tmp_path: Path) -> None:
     common = ["--no-progress", "--max-steps=3", "--eval-every=0", "--sample-every=0", "--ema-decay=0",
               "--nvp=false", *(f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k != "batch_size")]
     one = _run_cli("flowkit", "train", f"--out={tmp_path / 'one'}", "--batch-size=16", *common)
     two = _run_cli("torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "flowkit", "train",
                    f"--out={tmp_path / 'two'}", "--batch-size=8", *common)
-    for proc in (one, two):
+    sharded = _run_cli("torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                       "-m", "flowkit", "train", f"--out={tmp_path / 'fsdp'}", "--batch-size=8", "--fsdp", *common)
+    for proc in (one, two, sharded):
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
-    a, b = load_checkpoint(tmp_path / "one" / "checkpoint.pt"), load_checkpoint(tmp_path / "two" / "checkpoint.pt")
-    assert a["step"] == b["step"] == 3
+    a, b, c = (load_checkpoint(tmp_path / run / "checkpoint.pt") for run in ("one", "two", "fsdp"))
+    assert a["step"] == b["step"] == c["step"] == 3
     for key in a["model"]:
         assert torch.allclose(a["model"][key], b["model"][key], atol=1e-5, rtol=1e-4), key
+        assert torch.allclose(a["model"][key], c["model"][key], atol=1e-5, rtol=1e-4), key
     # The VP prior variance is averaged over ranks, so it matches too.
     assert torch.allclose(a["model"]["base.var"], b["model"]["base.var"], atol=1e-5)
