@@ -13,7 +13,9 @@ from torch import Tensor
 
 __all__ = ["NoiseKind", "NOISE_KINDS", "to_float", "to_uint8", "dequantize", "drop_labels"]
 
+#: Training noise: Gaussian (for samples), uniform dequantization (for bits/dim), or none.
 NoiseKind = Literal["gaussian", "uniform", "none"]
+#: The values of :data:`NoiseKind`, for argument checking.
 NOISE_KINDS: tuple[str, ...] = ("gaussian", "uniform", "none")
 
 

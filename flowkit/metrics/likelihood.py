@@ -49,7 +49,7 @@ def bits_per_dim(log_prob: T, num_dims: int) -> T:
 
     .. math:: \mathrm{bpd} = \frac{-\log p / D + \log 128}{\log 2}
 
-    (256 bins of width :math:`2/256`; see :mod:`flowkit.metrics.likelihood` for the derivation).
+    (256 bins of width :math:`2/256`; the derivation is on the Concepts page of the documentation).
 
     Args:
         log_prob: the continuous log-density in nats, summed over the ``D`` dimensions (a float

@@ -38,7 +38,9 @@ __all__ = [
     "validate",
 ]
 
+#: Numeric precision of training: float32, bf16 autocast, or bf16 on GPUs and float32 on the CPU.
 Precision = Literal["fp32", "bf16", "auto"]
+#: Flow block type: TarFlow's autoregressive blocks, or the channel-coupling ablation.
 Coupling = Literal["autoregressive", "channel"]
 
 
@@ -150,6 +152,8 @@ def _paper(**fields: Any) -> TrainConfig:
 
 # Architectures (patch-channels-blocks-layers), sigma and optimizer follow the TarFlow paper; batch
 # sizes, step counts, warm-up and EMA decay of the large presets are starting points, not paper values.
+#: Named configs: ``digits`` (the default CPU run) and the paper's ``mnist`` (4-128-4-4),
+#: ``imagenet64`` (2-768-8-8), ``imagenet128`` (4-1024-8-8) and ``afhq256`` (8-768-8-8).
 PRESETS: dict[str, TrainConfig] = {
     "digits": TrainConfig(),
     "mnist": _paper(
