@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
@@ -28,7 +28,7 @@ from .config import TrainConfig, config_to_toml
 from .distributed import (DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed,
                           wrap_model)
 
-__all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "CHECKPOINT", "METRICS"]
+__all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "ema_with_warmup", "CHECKPOINT", "METRICS"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -62,6 +62,27 @@ def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callabl
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return (floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))) / peak
     return factor
+
+
+def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor | int], None]:
+    r"""An ``AveragedModel`` update whose decay ramps up: :math:`d_n = \min(d, \frac{1 + n}{10 + n})`.
+
+    A fixed decay :math:`d` would keep :math:`d^n` of the random initialisation after :math:`n`
+    updates (13.5% for 0.999 over 2000 steps); the ramp forgets it within the first few hundred.
+
+    Examples:
+        >>> avg, new = [torch.zeros(1)], [torch.ones(1)]
+        >>> ema_with_warmup(0.999)(avg, new, 0)  # d_0 = 0.1: mostly the new value
+        >>> round(avg[0].item(), 3)
+        0.9
+    """
+    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+        n = int(num_averaged)
+        if averaged and averaged[0].is_floating_point():
+            torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1 + n) / (10 + n)))
+        else:  # integer buffers (e.g. permutation indices) are copied, not averaged
+            torch._foreach_copy_(averaged, current)
+    return update
 
 
 def _step_noise(cfg: TrainConfig, x: Tensor, y: Tensor, step: int, info: DistInfo) -> tuple[Tensor, Tensor]:
@@ -100,11 +121,12 @@ def _sample_grid(model: TarFlow, cfg: TrainConfig, path: Path, device: torch.dev
     classes = model.num_classes
     y = torch.arange(classes, device=device).repeat_interleave(per_row) if classes else None
     n = classes * per_row if classes else 8 * per_row
-    x = model.sample(n, context=y, generator=g, guidance=cfg.sample_guidance if classes else 0.0)
-    if cfg.denoise and cfg.noise == "gaussian":
-        with torch.enable_grad():
+    # A young model can overflow on a rare sample; a progress picture must not end the run for it.
+    with validating(False):
+        x = model.sample(n, context=y, generator=g, guidance=cfg.sample_guidance if classes else 0.0)
+        if cfg.denoise and cfg.noise == "gaussian":
             x = denoise(model, x, cfg.sigma, context=y)
-    save_grid(x.clamp(-1, 1), path, nrow=per_row, scale=max(1, 64 // cfg.img_size))
+    save_grid(torch.nan_to_num(x, nan=-1.0).clamp(-1, 1), path, nrow=per_row, scale=max(1, 64 // cfg.img_size))
 
 
 def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, float]:
@@ -192,7 +214,7 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
                              f"the config's {dict(model.config)}")
         model.load_state_dict(state["model"])
     net = wrap_model(model, info, fsdp)  # FSDP shards `model` in place: build the optimizer after it
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True) \
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total))
@@ -212,6 +234,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         (out / "config.toml").write_text(config_to_toml(cfg))
         if resume:
             _truncate_log(out, step)
+        else:  # a fresh run into an old folder starts a fresh log
+            (out / METRICS).unlink(missing_ok=True)
     # ---- loop -------------------------------------------------------------------------------------
     bar = tqdm(total=total, initial=step, disable=not (progress and info.is_main), unit="step",
                dynamic_ncols=True, desc="train")
