@@ -49,7 +49,7 @@ class TrainConfig:
     """Every setting of a training run; the defaults are the ``digits`` preset.
 
     The defaults train a small class-conditional TarFlow (patch 2, 64 wide with 2 heads of 32, 4 blocks
-    of 2 layers) on scikit-learn's 8x8 digits in about four minutes on two CPU cores.
+    of 2 layers) on scikit-learn's 8x8 digits in about three minutes on two CPU cores.
 
     Attributes:
         in_channels: Image channels ``C`` (1 grayscale, 3 RGB).
