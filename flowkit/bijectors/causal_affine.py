@@ -132,10 +132,11 @@ class CausalAffine(Bijector):
             ``x`` ``(B, N, D)`` and the log-det of the inverse map ``sum(a)``, ``(B,)``.
         """
         check_tensor(z, "z", self.event_shape, owner="CausalAffine.inverse")
-        spec = resolve_method(method, method_options, z.dtype, self.seq_len, owner="CausalAffine.inverse")
+        g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
+        spec = resolve_method(method, method_options, z.dtype, self.seq_len, rows=z.shape[0] * (2 if g.active else 1),
+                              row_flops=self.net.row_flops(), device=z.device, owner="CausalAffine.inverse")
         if stats is not None and not isinstance(stats, dict):
             raise TypeError(f"CausalAffine.inverse: stats must be a dict or None, got {type(stats).__name__}")
-        g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
         cond = self.net.embed_context(context, z.shape[0], owner="CausalAffine.inverse")
         x, a = solve_autoregressive(z, self._update_fn(z, cond, g, spec.cached), spec, stats)
         return x, logdet_of(a, z.dtype)
@@ -144,24 +145,24 @@ class CausalAffine(Bijector):
         """The map ``F`` of the fixed-point system for :func:`~flowkit.sampling.jacobi.solve_autoregressive`:
         input tokens at ``start..start+T-1`` to ``(x, a)`` of tokens ``start+1..start+T``.
 
-        Everything that does not depend on the tokens is prepared here, once per call: the position
-        and class embeddings of both guidance branches (the branches share the input tokens, so the
-        doubled batch is never copied), the query scales, the per-token guidance weights and, when
-        ``cached``, the preallocated KV cache. Without a cache the whole block is recomputed from
-        position 0 by the parallel forward pass (the same pass as :meth:`params`).
+        Everything that does not depend on the tokens is prepared here, once per call: the class
+        embeddings of both guidance branches (the branches share the input tokens, so the doubled
+        batch is never built by concatenation), the query scales, the per-token guidance weights
+        and, when ``cached``, the preallocated KV cache. Without a cache the whole block is
+        recomputed from position 0 by the parallel forward pass (the pass of :meth:`params`).
         """
         batch, dtype = z.shape[0], compute_dtype(z)
-        bias = self.net.embedding_bias(cond, guided=g.active)
+        branches = self.net.branch_embeddings(cond, guided=True) if g.active else None
         q_scale = g.q_scale(batch, dtype, z.device) if g.active else None
         weights = g.weights(self.seq_len, z.device).to(z.dtype).unsqueeze(1) if g.active else None
-        cache = self.net.new_cache(bias.shape[0] * batch, dtype, z.device) if cached else None
+        cache = self.net.new_cache((2 if g.active else 1) * batch, dtype, z.device) if cached else None
 
         def update(inputs: Tensor, start: int) -> tuple[Tensor, Tensor]:
             targets = slice(start + 1, start + 1 + inputs.shape[1])
             if cache is None:
-                p = self.net(inputs, None, causal=True, q_scale=q_scale, bias=bias)  # start is 0 here
+                p = self.net(inputs, cond, causal=True, q_scale=q_scale, branches=branches)  # start is 0 here
             else:
-                p = self.net.step(inputs, None, cache, start, q_scale, bias=bias)
+                p = self.net.step(inputs, cond, cache, start, q_scale, branches=branches)
             a, b = split_params(p, self.affine)
             if weights is not None:
                 a, b = g.combine(a, b, weights[targets])

@@ -65,49 +65,55 @@ class TransformerConditioner(nn.Module):
         mean = self.class_embed.mean(dim=0).view(1, 1, -1)  # type: ignore[union-attr]
         return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
 
-    def embedding_bias(self, cond: Tensor | None, guided: bool = False) -> Tensor:
-        r"""The token-independent part of the embedding, ``pos_embed + cond``, per branch.
+    def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor:
+        r"""The class embedding of each branch of a sampling call, ``(G, B or 1, 1, C)``.
 
-        Computed once per sampling call so that each step only adds it to ``proj_in(x)``. A guided
-        call has two branches, the conditional one and the unconditional one (mean class embedding).
+        A guided call has two branches, the conditional one and the unconditional one (mean class
+        embedding); they share the input tokens, so :meth:`embed` broadcasts ``proj_in(x)`` over
+        them instead of copying a doubled batch. An unconditional net gets zeros (adding them is
+        exact, so the result matches :meth:`embed` bit for bit).
 
         Args:
             cond: :meth:`embed_context` output ``(B, 1, C)`` or ``(1, 1, C)``, or ``None``.
             guided: add the unconditional branch.
 
         Returns:
-            ``(G, B or 1, N, C)`` with ``G = 2`` if ``guided`` else ``1``.
+            ``(G, B or 1, 1, C)`` with ``G = 2`` if ``guided`` else ``1``.
         """
-        pos = self.pos_embed.unsqueeze(0)
-        conds = [cond]
+        zero = self.pos_embed.new_zeros(1, 1, self.pos_embed.shape[1])
+        conds = [zero if cond is None else cond]
         if guided:
-            conds.append(None if self.class_embed is None else self.class_embed.mean(dim=0).view(1, 1, -1))
-        return torch.stack(torch.broadcast_tensors(*(pos if c is None else pos + c for c in conds)))
+            conds.append(zero if self.class_embed is None else self.class_embed.mean(dim=0).view(1, 1, -1))
+        return torch.stack(torch.broadcast_tensors(*conds))
 
-    def embed(self, x: Tensor, cond: Tensor | None, start: int = 0, *, bias: Tensor | None = None) -> Tensor:
-        """``proj_in(x) + pos_embed[start:start+T] + cond``.
+    def embed(self, x: Tensor, cond: Tensor | None, start: int = 0, *, branches: Tensor | None = None) -> Tensor:
+        """``proj_in(x) + pos_embed[start:start+T] + cond`` (added in this order, as the reference does).
 
-        With a precomputed :meth:`embedding_bias` ``(G, B', N, C)``, ``x`` (``(B, T, in_dim)``) is
-        shared by the ``G`` branches and the result is ``(G * B, T, C)``, branch-major (no copy of
-        ``x`` per branch).
+        With :meth:`branch_embeddings` ``(G, B', 1, C)`` instead of ``cond``, ``x`` (``(B, T, in_dim)``)
+        is shared by the ``G`` branches and the result is ``(G * B, T, C)``, branch-major.
         """
-        if bias is not None:
-            return (self.proj_in(x) + bias[:, :, start:start + x.shape[1]]).flatten(0, 1)
         h = self.proj_in(x) + self.pos_embed[start:start + x.shape[1]]
+        if branches is not None:
+            return (h + branches).flatten(0, 1)
         return h if cond is None else h + cond
 
     def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool, q_scale: Tensor | None = None,
-                bias: Tensor | None = None) -> Tensor:
-        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``; ``bias``
-        as in :meth:`embed`)."""
-        return self.proj_out(self.transformer(self.embed(x, cond, bias=bias), causal=causal, q_scale=q_scale))
+                branches: Tensor | None = None) -> Tensor:
+        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``;
+        ``branches`` as in :meth:`embed`)."""
+        return self.proj_out(self.transformer(self.embed(x, cond, branches=branches), causal=causal, q_scale=q_scale))
+
+    def row_flops(self) -> int:
+        """Matmul FLOPs of one token row through one transformer layer (forward), ``2 * weights``."""
+        layer = self.transformer.layers[0]
+        return 2 * sum(m.weight.numel() for m in layer.modules() if isinstance(m, nn.Linear))
 
     def new_cache(self, batch: int, dtype: torch.dtype, device: torch.device) -> KVCache:
         return self.transformer.new_cache(batch, self.pos_embed.shape[0], dtype, device)
 
     def step(self, x: Tensor, cond: Tensor | None, cache: KVCache, start: int,
-             q_scale: Tensor | None = None, *, bias: Tensor | None = None) -> Tensor:
-        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones (``bias``
-        as in :meth:`embed`)."""
-        h = self.transformer.step(self.embed(x, cond, start, bias=bias), cache, start, q_scale)
+             q_scale: Tensor | None = None, *, branches: Tensor | None = None) -> Tensor:
+        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones
+        (``branches`` as in :meth:`embed`)."""
+        h = self.transformer.step(self.embed(x, cond, start, branches=branches), cache, start, q_scale)
         return self.proj_out(h)

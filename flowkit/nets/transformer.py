@@ -39,44 +39,41 @@ def offset_causal_mask(t: int, start: int, device: torch.device | None = None) -
 class KVCache:
     """Keys and values of every layer for one sampling call.
 
-    Preallocated to ``max_len`` tokens and written in place when no gradient is needed (the fast
-    path); when autograd is on, the entries are kept in a list and concatenated instead, because
-    in-place writes would invalidate tensors saved for the backward pass. The cache is a local
-    object of one call: nothing is stored on the modules.
+    Preallocated to ``max_len`` tokens, keys and values of a layer in one ``(2, B, H, max_len, hd)``
+    buffer, and written in place when no gradient is needed (the fast path); when autograd is on,
+    the entries are kept in a list and concatenated instead, because in-place writes would
+    invalidate tensors saved for the backward pass. Positions can be rewritten (iterative solvers
+    revise a segment). The cache is a local object of one call: nothing is stored on the modules.
     """
 
     def __init__(self, num_layers: int, batch: int, num_heads: int, max_len: int, head_dim: int,
                  dtype: torch.dtype, device: torch.device) -> None:
         self.inplace = not torch.is_grad_enabled()
-        self.length = 0
-        shape = (batch, num_heads, max_len, head_dim)
-        if self.inplace:
-            self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
-            self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
+        if self.inplace:  # keys and values of a layer side by side: one copy per token and layer
+            shape = (2, batch, num_heads, max_len, head_dim)
+            self.kv = [torch.empty(shape, dtype=dtype, device=device) for _ in range(num_layers)]
         else:
-            self.k_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
-            self.v_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
+            self.kv_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
 
-    def update(self, layer: int, start: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store ``k, v`` (``(B, H, T, hd)``) at positions ``start..start+T-1`` of ``layer`` and
-        return all keys and values up to ``start + T``."""
-        end = start + k.shape[2]
-        if self.inplace:
-            self.k[layer][:, :, start:end] = k
-            self.v[layer][:, :, start:end] = v
-            return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
-        ks, vs = self.k_list[layer], self.v_list[layer]
+    def update(self, layer: int, start: int, kv: Tensor) -> Tensor:
+        """Store keys and values ``kv`` (``(2, B, H, T, hd)``) at positions ``start..start+T-1`` of
+        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``."""
+        t = kv.shape[3]
+        if self.inplace:  # narrow + copy_: the cheapest way to address a slice (this runs per token and layer)
+            self.kv[layer].narrow(3, start, t).copy_(kv)
+            return self.kv[layer].narrow(3, 0, start + t)
+        entries = self.kv_list[layer]
         # Drop what lies at or after `start` (a segment can be recomputed, e.g. by Jacobi iterations),
         # trimming an entry that straddles it.
-        length = sum(t.shape[2] for t in ks)
-        while ks and length > start:
-            old_k, old_v = ks.pop(), vs.pop()
-            length -= old_k.shape[2]
+        length = sum(e.shape[3] for e in entries)
+        while entries and length > start:
+            old = entries.pop()
+            length -= old.shape[3]
             if start > length:
-                ks.append(old_k[:, :, :start - length]), vs.append(old_v[:, :, :start - length])
+                entries.append(old[:, :, :, :start - length])
                 length = start
-        ks.append(k), vs.append(v)
-        return torch.cat(ks, dim=2), torch.cat(vs, dim=2)
+        entries.append(kv)
+        return torch.cat(entries, dim=3)
 
 
 class Attention(nn.Module):
@@ -99,21 +96,22 @@ class Attention(nn.Module):
         self.num_heads = channels // head_dim
         self.head_dim = head_dim
 
-    def _qkv(self, x: Tensor, q_scale: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _qkv(self, x: Tensor, q_scale: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Queries ``(B, H, T, hd)`` and keys and values stacked ``(2, B, H, T, hd)``."""
         b, t, _ = x.shape
-        qkv = self.qkv(norm_fp32(self.norm, x)).view(b, t, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, hd)
+        qkv = self.qkv(norm_fp32(self.norm, x)).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, kv = qkv[0], qkv[1:]
         if q_scale is not None:
             q = q * q_scale.to(q.dtype)
-        return q, k, v
+        return q, kv
 
     def _out(self, o: Tensor) -> Tensor:
         b, _, t, _ = o.shape
         return self.proj(o.transpose(1, 2).reshape(b, t, -1))
 
     def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
-        q, k, v = self._qkv(x, q_scale)
-        return self._out(F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+        q, kv = self._qkv(x, q_scale)
+        return self._out(F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=causal))
 
     def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None,
              mask: Tensor | None = None) -> Tensor:
@@ -122,14 +120,14 @@ class Attention(nn.Module):
         ``mask`` is :func:`offset_causal_mask` ``(T, start, ...)``, built once per step by the caller
         (it is the same for every layer); ``None`` computes it here.
         """
-        q, k, v = self._qkv(x, q_scale)
-        keys, values = cache.update(layer, start, k, v)
+        q, kv = self._qkv(x, q_scale)
+        kv = cache.update(layer, start, kv)
         t = x.shape[1]
         if mask is None:
             mask = offset_causal_mask(t, start, x.device)
         # From position 0 the mask is the plain causal one: SDPA's `is_causal` kernel skips the masked half.
         causal = start == 0 and t > 1
-        return self._out(F.scaled_dot_product_attention(q, keys, values, attn_mask=None if causal else mask,
+        return self._out(F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=None if causal else mask,
                                                         is_causal=causal))
 
 

@@ -17,11 +17,12 @@ whose keys/values sit in the KV cache) and iterating a **window** of estimates a
 ``"sequential"``          window of 1 token: one exact pass per token (the reference).
 ``"jacobi"``              one window over the whole block, full forward passes (no cache).
 ``"gs_jacobi"``           Gauss--Seidel over segments of ``segment_size`` tokens, Jacobi inside each;
-                          a segment is committed once converged (Liu & Qin, arXiv 2505.12849).
+                          a segment is committed once converged (GS-Jacobi, arXiv 2505.12849).
 ``"sliding_jacobi"``      a window of ``window`` tokens that slides past every converged prefix after
                           each pass, so easy stretches finish in a few passes and hard ones proceed
                           at worst one token per pass, as the sequential method does.
-``"auto"``                the default; see :func:`resolve_method`.
+``"auto"``                the default: sequential on a CPU, sliding windows sized to the device on
+                          accelerators; the rule and its reasons are in :func:`resolve_method`.
 ========================  ==========================================================================
 
 **Convergence.** Token ``j`` of a window is *final* once every window token before it moved by less
@@ -34,15 +35,15 @@ segment of ``T`` tokens when it is final, after ``max_iter`` passes (inexact: re
 statistics), or after ``T`` passes (exact).
 
 Statistics: pass a dict as ``stats=``; each block's inverse appends a record to
-``stats["blocks"]`` (sampling order): ``method``, ``passes`` (transformer calls), ``tokens`` (token
-evaluations per sample, a compute measure: ``N - 1`` for sequential), ``seq_len``, ``converged``
-(every commit met ``tol`` or was exact) and ``residual`` (the largest input change accepted at a
-commit).
+``stats["blocks"]`` (sampling order): ``method``, ``window`` (tokens per pass at most),
+``passes`` (transformer calls), ``tokens`` (token evaluations per sample, a compute measure:
+``N - 1`` for sequential), ``seq_len``, ``converged`` (every commit met ``tol`` or was exact) and
+``residual`` (the largest input change accepted at a commit).
 
 References:
     Song et al., "Accelerating Feedforward Computation via Parallel Nonlinear Equation Solving",
-    ICML 2021. Liu & Qin, "Accelerate TarFlow Sampling with GS-Jacobi Iteration", arXiv 2505.12849.
-    Zhang et al., "SeJD: Selective Jacobi Decoding for TarFlow", arXiv 2505.24791.
+    ICML 2021 (Jacobi and Gauss--Seidel--Jacobi iterations for autoregressive sampling).
+    GS-Jacobi for TarFlow: arXiv 2505.12849. SeJD (selective Jacobi decoding): arXiv 2505.24791.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["METHODS", "InverseMethod", "resolve_method", "default_tol", "solve_autoregressive"]
+__all__ = ["METHODS", "InverseMethod", "resolve_method", "auto_window", "default_tol", "solve_autoregressive"]
 
 METHODS: tuple[str, ...] = ("sequential", "jacobi", "gs_jacobi", "sliding_jacobi", "auto")
 """The ``method=`` names, the exact reference first."""
@@ -120,7 +121,38 @@ def _positive_int(value: object, name: str, owner: str) -> int:
     return value
 
 
+def auto_window(seq_len: int, rows: int, row_flops: int, device: torch.device | str = "cpu") -> int:
+    r"""The window of ``method="auto"``: the most tokens a pass can hold while it still costs about
+    one single-token step, ``min(N - 1, F // (rows * row_flops))``, at least 1 (sequential).
+
+    A pass of a transformer layer pays a fixed overhead (kernel launches, Python) plus its matmul
+    FLOPs; ``F`` is about the FLOPs the device does in the time of that overhead: ``2**22`` on a
+    CPU (measured in ``docs/performance.md``: at batch 1 a pass of 8 to 16 tokens of a 128-wide
+    model costs about 1.3 single-token steps, and more rows cost in proportion),
+    ``2**34`` on an accelerator (tens of microseconds of launches at hundreds of TFLOP/s; an
+    estimate, not measured here).
+
+    Args:
+        seq_len: tokens ``N`` of the block.
+        rows: token rows of a single-token step (the batch, doubled with guidance).
+        row_flops: matmul FLOPs of one row through one transformer layer.
+        device: where the block runs.
+
+    Examples:
+        >>> flops = 24 * 128**2  # a 128-wide layer with MLP expansion 4
+        >>> auto_window(64, 16, flops), auto_window(64, 1, flops), auto_window(64, 16, flops, "cuda")
+        (1, 10, 63)
+    """
+    budget = _PASS_FLOPS_CPU if torch.device(device).type == "cpu" else _PASS_FLOPS_ACCELERATOR
+    return max(1, min(seq_len - 1, budget // max(rows * row_flops, 1)))
+
+
+_PASS_FLOPS_CPU = 2**22
+_PASS_FLOPS_ACCELERATOR = 2**34
+
+
 def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, seq_len: int, *,
+                   rows: int = 1, row_flops: int = 0, device: torch.device | str = "cpu",
                    owner: str = "inverse") -> InverseMethod:
     r"""Check ``method`` and its options and turn them into an :class:`InverseMethod`.
 
@@ -129,13 +161,33 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
     default: a quarter of the ``seq_len - 1`` generated tokens, rounded up) and ``window`` (int >= 1,
     default: the whole block).
 
-    **The ``"auto"`` rule.** ``"auto"`` is ``"sliding_jacobi"`` over the whole remaining block with
-    ``tol`` defaulting to :func:`default_tol` (``1e-5`` in float32, two orders below the ``1e-3``
-    pixel target). It needs no tuning and cannot be much worse than sequential: a pass is final for
-    its first token whatever happens, so a block where Jacobi does not converge (typically the first
-    block sampled, as SeJD observes) proceeds token by token, while blocks with weak dependencies
-    finish in a few passes. Inexact stopping (``max_iter``) is never used, so every token is
-    consistent with its inputs to ``tol``.
+    **The ``"auto"`` rule** minimises cost at a fixed accuracy. Accuracy: ``tol`` defaults to
+    :func:`default_tol` (``1e-5`` in float32, two orders below the ``1e-3`` pixel target) and there
+    is no inexact ``max_iter`` stop. Cost: ``"auto"`` is ``"sliding_jacobi"`` with the window of
+    :func:`auto_window`, the most tokens whose pass still costs about one single-token step; a
+    window of one token is exactly ``"sequential"``. The reasoning:
+
+    - a token is final only after a pass that evaluates it from converged inputs and a pass that
+      confirms those inputs held still, so a Jacobi-type scheme evaluates each token ``m >= 2``
+      times (``m`` ~ 2 for independent tokens, up to ``N`` for strongly coupled ones);
+    - a pass that costs about one step is never wasted: its first token is always final, so it
+      commits at least what a sequential step would, and weakly coupled stretches commit many
+      tokens per pass. Windows whose passes cost more than a step could win only where
+      ``m`` is small, and lose on strongly coupled blocks (typically the first block sampled, the
+      observation behind SeJD), which the rule cannot know in advance.
+
+    On a CPU a pass costs about in proportion to the rows it computes (``docs/performance.md``:
+    ``r(T)``), so at batch 16 and beyond ``"auto"`` is the sequential KV-cache path, and only very
+    small batches get a window. On accelerators, where small passes are launch-bound, whole blocks
+    or long windows are solved in parallel.
+
+    Args:
+        method: one of :data:`METHODS`.
+        options: the method's options.
+        dtype: of the latents (sets the default ``tol``).
+        seq_len: tokens ``N`` of the block.
+        rows, row_flops, device: the cost of a pass, for ``"auto"`` (see :func:`auto_window`).
+        owner: named in error messages.
 
     Raises:
         ValueError: unknown method or a bad option value.
@@ -144,6 +196,8 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
     Examples:
         >>> resolve_method("gs_jacobi", {"init": "z"}, torch.float32, seq_len=64)
         InverseMethod(name='gs_jacobi', window=16, commit='segment', tol=1e-05, max_iter=None, init='z', cached=True)
+        >>> resolve_method("auto", {}, torch.float32, seq_len=64, rows=16, row_flops=24 * 128**2).window
+        1
         >>> resolve_method("sequential", {"tol": 1e-3}, torch.float32, seq_len=64)
         Traceback (most recent call last):
         ...
@@ -174,10 +228,11 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         size = options.get("segment_size")
         size = -(-(seq_len - 1) // 4) if size is None else _positive_int(size, "segment_size", owner)
         return InverseMethod("gs_jacobi", size, "segment", tol, max_iter, init)
+    if method == "auto":
+        return InverseMethod("auto", auto_window(seq_len, rows, row_flops, device), "prefix", tol, None, init)
     window = options.get("window")
     window = None if window is None else _positive_int(window, "window", owner)
-    return InverseMethod("sliding_jacobi" if method == "sliding_jacobi" else "auto", window, "prefix", tol,
-                         None, init)
+    return InverseMethod("sliding_jacobi", window, "prefix", tol, None, init)
 
 
 def _initial(z: Tensor, init: str) -> Tensor:
@@ -186,20 +241,23 @@ def _initial(z: Tensor, init: str) -> Tensor:
 
 
 def _usable(new: Tensor, old: Tensor) -> Tensor:
-    """The next estimates: ``new`` where it is finite and below ``finfo.max ** (1/4)``, else ``old``.
+    """The next estimates: ``new`` where it is finite and below :func:`_estimate_bound`, else ``old``.
 
     A diverging guess must not reach the next pass: squared inside a LayerNorm it overflows to NaN,
     and a NaN key or value spoils every token of the pass, even those that mask it out (``0 * NaN``).
     Values that large cannot be the solution either (the sequential pass would overflow on them too).
     """
-    bound = torch.finfo(new.dtype).max ** 0.25
-    return torch.where(torch.isfinite(new) & (new.abs() < bound), new, old)
+    return torch.where(torch.isfinite(new) & (new.abs() < _estimate_bound(new.dtype)), new, old)
 
 
-def _moved(new: Tensor, old: Tensor) -> Tensor:
-    """``max |new - old|`` per token (over batch and features): ``(T,)``; NaN counts as moved."""
+def _estimate_bound(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).max ** 0.25
+
+
+def _moves(new: Tensor, old: Tensor) -> list[float]:
+    """``max |new - old|`` per token (over batch and features), as Python floats (one device sync)."""
     d = (new - old).detach().abs().amax(dim=0)
-    return d.flatten(1).amax(dim=1) if d.dim() > 1 else d
+    return (d.flatten(1).amax(dim=1) if d.dim() > 1 else d).tolist()
 
 
 def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
@@ -231,9 +289,7 @@ def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
         (True, True)
     """
     n = z.shape[1]
-    if n == 1:
-        return z.clone(), z[:, :0]
-    span = n - 1 if method.window is None else min(method.window, n - 1)
+    span = max(1, n - 1 if method.window is None else min(method.window, n - 1))
     done, aux_done = [z[:, :1]], []
     c, e = 1, 1 + span  # targets [c, e) are iterated; tokens < c are committed
     estimate = _initial(z[:, c:e], method.init) if span > 1 else None
@@ -241,33 +297,35 @@ def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
     residual, converged = 0.0, True
     while c < n:
         t = e - c
-        last = done[-1][:, -1:]
+        last = done[-1] if done[-1].shape[1] == 1 else done[-1][:, -1:]
         inputs = last if estimate is None or t == 1 else torch.cat([last, estimate[:, :-1]], dim=1)
         new, aux = update(inputs, c - 1)
         passes, tokens, segment_passes = passes + 1, tokens + t, segment_passes + 1
         k, moved = t, 0.0
         if t > 1 and (method.commit == "prefix" or segment_passes < t):  # else exact: pass j fixes token j
             assert estimate is not None
-            stable = _moved(new[:, :-1], estimate[:, :-1]) < method.tol
-            final = 1 + int(stable.cumprod(dim=0).sum())  # a window's first token reads committed inputs only
+            moves = _moves(new, estimate)
+            # A window's first token reads committed inputs only; token j is final once tokens < j held still.
+            final = 1 + next((j for j, m in enumerate(moves[:-1]) if not m < method.tol), t - 1)
             forced = method.max_iter is not None and segment_passes >= method.max_iter
             k = final if method.commit == "prefix" else (t if final == t or forced else 0)
+            if not max(moves) < _estimate_bound(new.dtype) / 2:  # NaN, inf or diverging somewhere
+                new = torch.cat([new[:, :k], _usable(new[:, k:], estimate[:, k:])], dim=1)
             if k == 0:
-                estimate = _usable(new, estimate)
+                estimate = new
                 continue
             converged = converged and k <= final
-            if k > 1:
-                moved = float(_moved(new[:, :k - 1], estimate[:, :k - 1]).max())
-        done.append(new[:, :k])
-        aux_done.append(aux[:, :k])
+            moved = max(moves[:k - 1], default=0.0)
+        done.append(new if k == t else new[:, :k])
+        aux_done.append(aux if k == t else aux[:, :k])
         residual = max(residual, moved)
         c, segment_passes = c + k, 0
         e = min(c + span, n)
         if span > 1 and c < n:
             # Sliding: keep the unfinished estimates and extend the window; segments: start afresh.
-            kept = _usable(new[:, k:], estimate[:, k:]) if method.commit == "prefix" else new[:, :0]
+            kept = new[:, k:] if method.commit == "prefix" else new[:, :0]
             estimate = torch.cat([kept, _initial(z[:, c + kept.shape[1]:e], method.init)], dim=1)
     if stats is not None:
-        stats.setdefault("blocks", []).append(dict(method=method.name, passes=passes, tokens=tokens, seq_len=n,
-                                                   converged=converged, residual=residual))
-    return torch.cat(done, dim=1), torch.cat(aux_done, dim=1)
+        stats.setdefault("blocks", []).append(dict(method=method.name, window=span, passes=passes, tokens=tokens,
+                                                   seq_len=n, converged=converged, residual=residual))
+    return torch.cat(done, dim=1), torch.cat(aux_done, dim=1) if aux_done else z[:, :0]
