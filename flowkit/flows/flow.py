@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,7 +150,4 @@ class Flow(nn.Module):
         """Number of data dimensions ``D`` (for bits per dimension)."""
         if self.event_shape is None:
             raise ValueError("num_dims needs a known event_shape")
-        n = 1
-        for s in self.event_shape:
-            n *= s
-        return n
+        return math.prod(self.event_shape)
