@@ -1,4 +1,4 @@
-"""Shared iteration over evaluation data for the metrics."""
+"""What the metrics share: iteration over evaluation data and the checking of image tensors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_tensor
+from ..data.transforms import to_float
 
 
 def unpack(batch: Any, owner: str) -> tuple[Tensor, Tensor | None]:
@@ -37,3 +38,13 @@ def batches(flow: nn.Module, loader: Iterable[Any], owner: str,
         x, y = unpack(batch, owner)
         check_tensor(x, "x", event_ndim=x.dim() - 1, owner=owner)
         yield x.to(device=device, dtype=dtype), None if y is None else y.to(device)
+
+
+def as_images(images: Tensor, owner: str) -> Tensor:
+    """Checked float images on ``[-1, 1]`` from float or uint8 images ``(B, C, H, W)``."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"{owner}: images must be a tensor (B, C, H, W), got {type(images).__name__}")
+    if images.dtype == torch.uint8:
+        images = to_float(images)
+    check_tensor(images, "images", event_ndim=3, owner=owner)
+    return images

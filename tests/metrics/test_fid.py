@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from flowkit.metrics import fid
+from flowkit.metrics import distances, features, fid, inception
 from flowkit.metrics.fid import (ClassifierConfig, FeatureExtractor, InceptionExtractor, frechet_distance, kid,
                                  sample_quality)
 
@@ -165,3 +165,23 @@ def test_inception_extractor_needs_torchvision_and_local_weights(tmp_path: Path)
     torch.save({"weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="not an Inception-v3 state dict"):
         InceptionExtractor(bad)
+
+
+def test_fid_module_re_exports_the_split_modules() -> None:
+    # `flowkit.metrics.fid` was one module; old imports must get the very same objects, not copies.
+    assert fid.frechet_distance is distances.frechet_distance and fid.kid is distances.kid
+    assert fid.FeatureExtractor is features.FeatureExtractor and fid.cache_dir is features.cache_dir
+    assert fid.InceptionExtractor is inception.InceptionExtractor
+    assert fid.CACHE_ENV == "FLOWKIT_CACHE"
+
+
+def test_a_failed_cache_write_leaves_no_file(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def torch_save_dies_midway(obj: object, f: object) -> None:
+        Path(f).write_bytes(b"half a file")  # type: ignore[arg-type]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torch_save_dies_midway)
+    with pytest.raises(OSError, match="disk full"):
+        FeatureExtractor.for_dataset("digits", config=TINY)
+    # Neither a truncated weights file (the next call would load it) nor a temporary file is left.
+    assert list(cache.iterdir()) == []
