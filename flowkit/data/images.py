@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import Tensor
 
 from .transforms import to_uint8
@@ -39,8 +38,19 @@ def make_grid(images: Tensor, nrow: int, padding: int = 1) -> Tensor:
 
 
 def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int, scale: int = 1) -> Path:
-    """Save ``images`` (``(B, C, H, W)`` on ``[-1, 1]``, C = 1 or 3) as a PNG grid, upscaled ``scale``
-    times with nearest-neighbour so small images stay visible. Returns the path."""
+    """Save images as one PNG grid, upscaled with nearest-neighbour so that small images stay visible.
+
+    Args:
+        images: ``(B, C, H, W)`` on ``[-1, 1]``, ``C = 1`` or ``3``.
+        path: the file to write (the suffix picks the format); missing folders are created.
+        nrow: images per row of the grid.
+        scale: integer upscaling factor.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    from PIL import Image  # deferred: `import flowkit` must not load Pillow
+
     grid = make_grid(images, nrow)
     array = grid.permute(1, 2, 0).numpy()
     img = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)  # uint8 (H, W) -> L, (H, W, 3) -> RGB
