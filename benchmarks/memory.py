@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from _common import Table, finish, parser, setup
 
 OPERATIONS = {

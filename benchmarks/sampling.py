@@ -10,9 +10,12 @@ largest pixel difference to sequential, and the transformer passes per block (sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
+
 from _common import Table, best_times, digits_model, finish, parser, profile_table, setup
 from plain_loop import plain_inverse
 
@@ -44,14 +47,17 @@ def main() -> None:
         table = Table(f"batch {batch}, guidance {guidance:g} ({model.latent_shape[0]} tokens per block)",
                       ["method", "vs sequential", "vs plain loop", "max abs dx", "passes per block"])
         table.header()
+        names = [f"{m} {kw}" if kw else m for m, kw in METHODS]
         with torch.no_grad():
-            runs = {f"{m} {kw}" if kw else m: (lambda m=m, kw=kw: model.inverse(z, y, method=m, **opts, **kw))
-                    for m, kw in METHODS}
-            runs["plain loop"] = lambda: plain_inverse(model, z, y, guidance)
+            # partial binds this iteration's z, y and options now (a closure would see later rebindings).
+            runs: dict[str, Callable[[], object]] = {
+                name: partial(model.inverse, z, y, method=m, **opts, **kw)
+                for name, (m, kw) in zip(names, METHODS, strict=True)}
+            runs["plain loop"] = partial(plain_inverse, model, z, y, guidance)
             big = batch * (2 if guidance else 1) > 64  # whole-block passes are slow there: fewer repeats
             times = best_times(runs, repeats=1 if big else args.repeats, warmup=0 if big else 1)
             reference = model.inverse(z, y, method="sequential", **opts)
-            for (m, kw), name in zip(METHODS, runs):
+            for (m, kw), name in zip(METHODS, names, strict=True):
                 stats: dict[str, Any] = {}
                 x = model.inverse(z, y, method=m, stats=stats, **opts, **kw)
                 passes = "/".join(str(b["passes"]) for b in stats["blocks"])
@@ -70,7 +76,8 @@ def main() -> None:
     finish(args, "Sampling: inverse methods", tables,
            notes=f"Model: TarFlow 1x8x8, patch {args.patch_size}, 128 wide, 4 blocks x 2 layers, 10 classes, "
                  f"trained {args.steps} steps on sklearn digits. Speed-ups are ratios of best-of-{args.repeats} "
-                 "interleaved timings (best of 1 where a batch has over 64 rows); max abs dx in pixel units ([-1, 1]) against `method=\"sequential\"`.", profile=profile)
+                 "interleaved timings (best of 1 where a batch has over 64 rows); max abs dx in pixel units "
+                 "([-1, 1]) against `method=\"sequential\"`.", profile=profile)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,15 @@ decides whether Jacobi-type samplers can pay off (see ``flowkit.sampling.jacobi`
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
-from _common import Table, best_times, finish, parser, setup
 
 from flowkit import TarFlow, validating
 from flowkit.sampling.guidance import Guidance
 from flowkit.testing import randomize_parameters
+
+from _common import Table, best_times, finish, parser, setup
 
 
 def model_for(patch: int) -> TarFlow:
@@ -91,7 +93,7 @@ def main() -> None:
         with torch.no_grad():
             update = block._update_fn(z, None, Guidance(), cached=True)
             x = torch.randn(b, n, block.dim)
-            t = best_times({w: (lambda w=w: update(x[:, :w], 0)) for w in widths}, repeats=args.repeats * 4)
+            t = best_times({w: partial(update, x[:, :w], 0) for w in widths}, repeats=args.repeats * 4)
         passes.add(b, *(t[w] / t[1] for w in widths))
     tables.append(passes)
     finish(args, "Scaling with sequence length and batch size", tables,

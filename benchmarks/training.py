@@ -1,10 +1,11 @@
 """Training throughput and model FLOP utilisation (MFU) against ``torch.mm`` in the same process.
 
 MFU = model FLOP/s of a training step / float32 ``torch.mm`` FLOP/s (the best of square products
-of size 1024, 2048 and 4096: the machine's matmul limit), both measured interleaved in this process. Model FLOPs per image follow the usual convention (Kaplan et al.,
-PaLM): ``6 * P * N`` for the ``P`` weights inside matmuls (every ``nn.Linear``) applied to ``N``
-tokens (forward 2, backward 4 FLOPs per weight and token), plus ``12 * L * C * N^2`` for the
-attention scores and mixing of ``L`` layers of width ``C`` (counted as full, non-causal attention).
+of size 1024, 2048 and 4096: the machine's matmul limit), both measured interleaved in this process.
+Model FLOPs per image follow the usual convention (Kaplan et al., PaLM): ``6 * P * N`` for the ``P``
+weights inside matmuls (every ``nn.Linear``) applied to ``N`` tokens (forward 2, backward 4 FLOPs per
+weight and token), plus ``12 * L * C * N^2`` for the attention scores and mixing of ``L`` layers of
+width ``C`` (counted as full, non-causal attention).
 
     python benchmarks/training.py [--batch 64] [--compile] [--markdown FILE]
 """
@@ -15,9 +16,10 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import Table, finish, mm_flops, parser, profile_table, setup
 
 from flowkit import TarFlow, validating
+
+from _common import Table, finish, mm_flops, parser, profile_table, setup
 
 
 def model_flops_per_image(model: TarFlow) -> float:
@@ -78,7 +80,9 @@ def main() -> None:
         for name, step in variants:
             t, mm, mfu = measure(step, flops, args.repeats)
             table.add(name, args.batch / t, flops / t / 1e9, mm / 1e9, f"{100 * mfu:.0f}%")
-        profile = ("Profile: one forward + backward\n" + profile_table(fwd_bwd(model.log_prob))) if args.profile else None
+        profile = None
+        if args.profile:
+            profile = "Profile: one forward + backward\n" + profile_table(fwd_bwd(model.log_prob))
     finish(args, "Training throughput and MFU", [table],
            notes="MFU counts `6 P N + 12 L C N^2` FLOPs per image against float32 `torch.mm` throughput "
                  "(best square product of size 1024, 2048 or 4096) measured interleaved in the same process, "

@@ -1,8 +1,8 @@
 """What every ablation script shares: arguments, cached training runs, evaluation and reports.
 
-Each script in this folder tests one claim of the TarFlow paper. It lists its :class:`Variant`\\ s
-(training-config overrides plus sampling options) and calls :func:`run_ablation`, which for every seed and
-variant:
+Each script in this folder tests one claim of the TarFlow paper. It lists its variants
+(:class:`Variant`: training-config overrides plus sampling options) and calls :func:`run_ablation`,
+which for every seed and variant:
 
 1. trains the variant with :func:`flowkit.training.train`, or reuses an identical finished run
    under ``--runs`` (a run's folder is named by a hash of its config, so the baseline that several
@@ -44,8 +44,7 @@ from torch.utils.data import DataLoader, Subset
 import flowkit
 from flowkit import TarFlow
 from flowkit.data import ImageDataset, load_dataset, save_grid, train_val_split
-from flowkit.metrics import evaluate_bpd
-from flowkit.metrics.fid import FeatureExtractor, InceptionExtractor, sample_quality
+from flowkit.metrics import FeatureExtractor, InceptionExtractor, evaluate_bpd, sample_quality
 from flowkit.training import train
 from flowkit.training.config import PRESETS, TrainConfig, apply_overrides, config_to_toml, load_config
 from flowkit.training.loading import load_trained
@@ -293,7 +292,8 @@ def reference(setup: Setup, data: ImageDataset, extractors: Mapping[str, Callabl
               ) -> list[dict[str, Any]]:
     """The floor of the sample metrics: real training images scored like samples, one entry per seed.
 
-    A perfect model would score about this (FD is biased upwards by the finite sample sizes)."""
+    A perfect model would score about this (FD is biased upwards by the finite sample sizes).
+    """
     rows = []
     for seed in setup.seeds:
         train_set, val = held_out(data, apply_overrides(setup.base, {"seed": seed}))
@@ -339,15 +339,21 @@ TIES = {"fd": 0.05, "kid": 0.05, "val_bpd": 0.002}
 
 
 def direction(better: float, worse: float, tie: float = TIES["fd"]) -> int:
-    """``-1`` if ``better`` is lower than ``worse`` by more than ``tie`` (relative), ``+1`` if it is
-    higher by more than that, ``0`` for a tie."""
+    """Which way one seed went: ``-1`` for the claimed way, ``+1`` for the other, ``0`` for a tie.
+
+    ``-1`` if ``better`` is lower than ``worse`` by more than ``tie`` (relative), ``+1`` if it is higher
+    by more than that, ``0`` otherwise.
+    """
     gap = (worse - better) / max(abs(better), abs(worse), 1e-12)
     return -1 if gap > tie else 1 if gap < -tie else 0
 
 
 def verdict(directions: Sequence[int]) -> str:
-    """``"agrees"`` if every seed went the claimed way (``-1``), ``"disagrees"`` if every seed went the
-    other way, else ``"inconclusive"`` (ties included). With few seeds this is a weak test."""
+    """The verdict of the seeds' directions (:func:`direction`): agrees, disagrees or inconclusive.
+
+    ``"agrees"`` if every seed went the claimed way (``-1``), ``"disagrees"`` if every seed went the
+    other way, else ``"inconclusive"`` (ties included). With few seeds this is a weak test.
+    """
     if all(d < 0 for d in directions):
         return "agrees"
     if all(d > 0 for d in directions):
@@ -356,8 +362,10 @@ def verdict(directions: Sequence[int]) -> str:
 
 
 def compare(results: Mapping[str, Any], better: str, worse: str, metric: str = "fd") -> str:
-    """The :func:`verdict` on the claim that ``better`` scores lower than ``worse``, seed by seed
-    (the same training seed gives both the same data split and initialisation)."""
+    """The :func:`verdict` on the claim that ``better`` scores lower than ``worse`` on ``metric``.
+
+    Seeds are paired: the same training seed gives both the same data split and initialisation.
+    """
     a, b = per_seed(results, better, metric), per_seed(results, worse, metric)
     return verdict([direction(x, y, TIES[metric]) for x, y in zip(a, b, strict=True)])
 
@@ -487,8 +495,10 @@ def _lerp(v: float, lo: float, hi: float, a: float, b: float) -> float:
 
 
 def _plot_pillow(results: Mapping[str, Any], panels: Sequence[tuple[str, str]], path: Path) -> None:
-    """A plain fallback plot with Pillow alone: one panel per metric, points with error bars, the
-    groups' names (in their colours) along the bottom."""
+    """A plain fallback plot with Pillow alone, for when matplotlib is missing.
+
+    One panel per metric, points with error bars, the groups' names (in their colours) along the bottom.
+    """
     from PIL import Image, ImageDraw
 
     w, h, pad = 300, 240, 36

@@ -20,8 +20,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from common import Variant, Verdict, by_name, direction, fmt, per_seed, run_ablation, verdict
 from flowkit.training.config import TrainConfig
+
+from common import Variant, Verdict, by_name, direction, fmt, per_seed, run_ablation, verdict
 
 CLAIM = "at a fixed total depth T*K, balanced splits (T = K) are best and a single block (T = 1) fails"
 PAPER = "ImageNet 64, fixed total depth: T = K best; T = 1 fails (FID 267)"

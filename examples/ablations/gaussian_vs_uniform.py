@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from common import Variant, Verdict, compare, fmt, run_ablation
 from flowkit.training.config import TrainConfig
+
+from common import Variant, Verdict, compare, fmt, run_ablation
 
 CLAIM = "Gaussian training noise gives better samples, uniform dequantization better bits/dim"
 PAPER = "Gaussian noise (+ denoising) for generation, uniform dequantization for likelihood (bits/dim)"

@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from common import Variant, Verdict, by_name, direction, per_seed, run_ablation, verdict
 from flowkit.training.config import TrainConfig
+
+from common import Variant, Verdict, by_name, direction, per_seed, run_ablation, verdict
 
 CLAIM = ("guidance helps; an annealed (linearly increasing) weight beats a constant one; attention-temperature "
          "guidance helps unconditional models")

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from common import Variant, Verdict, by_name, direction, per_seed, run_ablation, spread_ratio, verdict
 from flowkit.training.config import TrainConfig
+
+from common import Variant, Verdict, by_name, direction, per_seed, run_ablation, spread_ratio, verdict
 
 CLAIM = "sigma about 0.05 is best, and denoising makes sample quality much less sensitive to sigma"
 PAPER = "ImageNet 64: sigma = 0.05 best; with denoising FID varies far less across sigma than without"
@@ -38,8 +39,10 @@ def variants(base: TrainConfig) -> list[Variant]:
 
 
 def judge(results: dict[str, Any]) -> list[Verdict]:
-    """Does ``sigma = 0.05`` beat the other levels (denoised); is the FD spread across ``sigma`` smaller
-    with denoising than without?"""
+    """Two verdicts: is ``sigma = 0.05`` best, and does denoising shrink the FD spread across ``sigma``?
+
+    The first compares the denoised arms; the second the FD spread with denoising against without.
+    """
     arms = by_name(results)
     seeds = range(len(results["seeds"]))
     fd = {n: per_seed(results, n) for n in arms}

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from common import Variant, Verdict, compare, fmt, run_ablation
 from flowkit.training.config import TrainConfig
+
+from common import Variant, Verdict, compare, fmt, run_ablation
 
 CLAIM = "volume-preserving blocks (no learned scale) give much worse samples than affine ones"
 PAPER = "ImageNet 64: FID 51.0 (volume-preserving) vs 5.7 (affine)"

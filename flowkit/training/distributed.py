@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -29,6 +30,7 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
+        """More than one process: gradients and metrics must be reduced across ranks."""
         return self.world_size > 1
 
 
@@ -93,8 +95,12 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The whole (unsharded) ``state_dict`` of an FSDP model on rank 0, on the CPU; empty on the other
-    ranks. Every rank must call it (it gathers the shards)."""
+    """The whole (unsharded) ``state_dict`` of an FSDP model, on the CPU of rank 0.
+
+    Every rank must call it (it gathers the shards); the other ranks get an empty dict.
+    """
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    # Typed as any state value (tensors, sharded tensors, ...); a full state dict holds plain tensors.
+    return cast(dict[str, torch.Tensor], state)
