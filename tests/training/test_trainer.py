@@ -52,7 +52,7 @@ def test_divergence_stops_with_a_clear_message(tmp_path: Path, monkeypatch: pyte
         return (x * float("nan") if step == 3 else x), y
 
     monkeypatch.setattr(trainer, "_step_noise", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"the loss became non-finite \(loss nan\) at step 3; the last good checkpoint is kept"):
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step 3: the loss is nan; .*checkpoint.pt holds the last good state \(step 2\)"):
         train(tiny(tmp_path, max_steps=6, eval_every=2, sample_every=0), progress=False)  # type: ignore[arg-type]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 2
