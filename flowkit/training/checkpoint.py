@@ -229,7 +229,7 @@ def _digest(state: dict[str, Any]) -> str:
         if isinstance(obj, torch.Tensor):
             t = obj.detach().cpu().contiguous()
             h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)
         elif isinstance(obj, dict):
             h.update(f"D{len(obj)}".encode())
             for key, value in obj.items():

@@ -24,8 +24,7 @@ from ..presets import TarFlow
 from ..sampling import denoise
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig, config_to_toml
-from .distributed import (DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed,
-                          wrap_model)
+from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed, wrap_model
 from .run_folder import CHECKPOINT, METRICS, SAMPLES, RunFolder, RunFolderError, current_dir
 
 __all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "ema_with_warmup", "CHECKPOINT", "METRICS",
@@ -324,7 +323,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # also on FSDP's sharded tensors
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):  # stop before the update spoils the weights
-            what = f"the loss is {loss.item()}" if not torch.isfinite(loss) else f"the gradient norm is {grad_norm.item()}"
+            what = (f"the loss is {loss.item()}" if not torch.isfinite(loss)
+                    else f"the gradient norm is {grad_norm.item()}")
             raise _diverged(what, step, folder, saved_step)
         opt.step()
         sched.step()
