@@ -38,7 +38,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
     """Write ``state`` to ``path`` atomically.
 
     The dict, plus the SHA-256 of its contents under ``"sha256"`` (see :func:`load_checkpoint`), is
-    written through :func:`flowkit._io.atomic_path`: a temporary file in the same folder, flushed and
+    written through ``flowkit._io.atomic_path``: a temporary file in the same folder, flushed and
     ``fsync``-ed, renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file
     system; a symlink at ``path`` is replaced, not written through), and the folder is ``fsync``-ed so
     that the rename itself survives a crash. Missing parent folders are created.

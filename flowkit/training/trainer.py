@@ -42,7 +42,7 @@ class TrainingDiverged(RuntimeError):
     """Training diverged; the message says which checkpoint (if any) holds the last good state.
 
     Divergence is a non-finite loss or gradient norm (caught before the update is applied) or a
-    held-out bits/dim that is not finite or above :data:`MAX_VAL_BPD` (caught before the checkpoint
+    held-out bits/dim that is not finite or above ``MAX_VAL_BPD`` (16) (caught before the checkpoint
     is written). A checkpoint is therefore only ever written for a model that passed both checks.
     """
 
@@ -191,8 +191,8 @@ def _plain(value: Any) -> Any:
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train a TarFlow as ``cfg`` says; write checkpoints, metrics, samples and the config to ``cfg.out``.
 
-    The run folder is locked for the run and written atomically (see :class:`~flowkit.training.run_folder.
-    RunFolder` and the "Runs and checkpoints" page). Under each eval step the order is: evaluate, draw
+    The run folder is locked for the run and written atomically (see :class:`~flowkit.training.RunFolder`
+    and the "Runs and checkpoints" page). Under each eval step the order is: evaluate, draw
     samples, log, then write the checkpoint, so everything a checkpoint's step produced is on disk
     before the checkpoint is.
 
@@ -200,7 +200,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         cfg: The run's config; ``cfg.out`` (``~`` expanded) is the run folder.
         resume: Continue the run in ``cfg.out`` from its checkpoint, or from step 0 when it was stopped
             before its first one. ``cfg`` must agree with the checkpoint's config except in
-            :data:`RESUME_MAY_CHANGE`.
+            ``RESUME_MAY_CHANGE`` (in ``flowkit.training.trainer``).
         overwrite: Replace a run that ``cfg.out`` holds; its files are kept until the new run's first
             checkpoint.
         progress: Show a progress bar.
