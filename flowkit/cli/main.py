@@ -90,12 +90,12 @@ def _os_error(e: OSError, command: str) -> str:
         return _first_line(e)
     where = repr(str(e.filename)) + (f" -> {str(e.filename2)!r}" if e.filename2 is not None else "")
     hint = ""
-    if command == "train" and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+    if command == "train" and e.errno in _WRITE_ERRORS - {errno.EROFS}:
         hint = "; the last checkpoint is intact: free space, then continue with --resume"
     return f"cannot write {where}: {e.strerror}{hint}" if e.errno in _WRITE_ERRORS else f"{where}: {e.strerror}"
 
 
-_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ so flipped bits on disk are reported instead of silently loaded.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -68,7 +69,12 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "xb") as f:
-        torch.save({**state, CHECKSUM: _digest(state)}, f)
+        try:
+            torch.save({**state, CHECKSUM: _digest(state)}, f)
+        except RuntimeError as e:  # torch's C++ writer reports a failed write (e.g. a full disk) this way
+            if "inline_container" not in str(e) and "PytorchStreamWriter" not in str(e):
+                raise
+            raise OSError(errno.EIO, f"torch could not write it ({str(e).strip().splitlines()[0]})") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
