@@ -187,7 +187,8 @@ class RunFolder:
         if old == text:
             return
         if old is not None and self.resume:
-            notice(f"{path} did not match the run being resumed (edited, or cut short by a crash); rewrote it")
+            notice(f"{path} did not match the config of the run being resumed (edited, cut short by a crash, or "
+                   "changed by a flag); rewrote it")
         write_atomic(path, text)
 
     def log(self, record: dict[str, Any]) -> None:

@@ -171,7 +171,7 @@ def test_resume_refuses_a_conflicting_flag_and_keeps_config_toml(
     # A torn config.toml (an older flowkit rewrote it in place): the checkpoint's config wins.
     (tmp_path / "config.toml").write_text("batch_size = 6")
     assert main(["train", "--resume", "--no-progress", f"--out={tmp_path}"]) == 0
-    assert "config.toml did not match the run being resumed" in capsys.readouterr().err
+    assert "config.toml did not match the config of the run being resumed" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
     assert "batch_size = 16" in (tmp_path / "config.toml").read_text()
     inode = (tmp_path / "config.toml").stat().st_ino
