@@ -164,8 +164,11 @@ def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig) -> dict[str, float]:
 def _checkpoint_state(model: TarFlow, ema: AveragedModel | None, opt: torch.optim.Optimizer,
                       sched: torch.optim.lr_scheduler.LRScheduler, step: int, cfg: TrainConfig,
                       whole: dict[str, Tensor] | None = None) -> dict[str, Any]:
-    """Everything a resume needs. Under FSDP, ``whole`` holds the gathered weights, and the sharded
-    optimizer state is not saved (FSDP runs cannot be resumed yet)."""
+    """Everything a resume needs.
+
+    Under FSDP, ``whole`` holds the gathered weights, and the sharded optimizer state is not saved
+    (FSDP runs cannot be resumed yet).
+    """
     return {"model": whole if whole is not None else model.state_dict(),
             "ema": ema.module.state_dict() if ema else None,
             "ema_n_averaged": ema.n_averaged if ema else None,
@@ -255,8 +258,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
     if num_classes and data.num_classes is not None and data.num_classes > num_classes:
         raise ValueError(f"num_classes={num_classes} but the data has {data.num_classes} classes")
     train_set, val_set = train_val_split(data, cfg.val_fraction, seed=cfg.seed)
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=True)
+    sampler: DistributedSampler[Any] = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                                          shuffle=True, seed=cfg.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True)
     if len(loader) == 0:
         raise ValueError(f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the "
@@ -283,7 +286,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total))
+    schedule = warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     step = 0
     if state is not None:
         if ema is not None and state["ema"] is not None:
@@ -365,7 +369,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
                 _sample_grid(eval_model, cfg, tmp, device)  # type: ignore[arg-type]
         if record.get("step") == step:
             folder.log(record)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "bpd", "images_per_s", "val_bpd")})
+            shown = ("loss", "bpd", "images_per_s", "val_bpd")
+            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in shown})
         if do_eval:
             folder.save_checkpoint(_checkpoint_state(model, ema, opt, sched, step, cfg, whole))
             saved_step = step
