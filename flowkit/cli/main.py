@@ -103,7 +103,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ..training.trainer import train
 
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    if args.resume and args.config is None:  # the run's own config (its checkpoint's), then the flags
+    if args.resume and args.config is None and not args.overwrite:  # the run's own config, then the flags
         from ..training.run_folder import resume_config
 
         base = load_config(None)

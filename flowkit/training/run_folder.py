@@ -86,7 +86,10 @@ class RunFolder:
     Args:
         out: The run folder; ``~`` is expanded.
         resume: Continue the run in ``out`` (it must hold one).
-        overwrite: Replace a run that ``out`` holds (ignored with ``resume``).
+        overwrite: Replace a run that ``out`` holds.
+
+    Raises:
+        ValueError: Both ``resume`` and ``overwrite``.
 
     Examples:
         >>> import tempfile
@@ -99,6 +102,9 @@ class RunFolder:
     """
 
     def __init__(self, out: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False) -> None:
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: --resume continues the run in the folder, "
+                             "--overwrite replaces it")
         self.out = Path(out).expanduser()
         self.dir = self.out
         self.resume = resume

@@ -152,6 +152,13 @@ def test_a_replacement_cut_short_mid_swap_is_finished_on_the_next_start(
 # ---- resume checks -----------------------------------------------------------------------------------------
 
 
+def test_resume_and_overwrite_exclude_each_other(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--resume", "--overwrite", f"--out={tmp_path}", "--max-steps=1"]) == 1
+    assert _one_error_line(capsys) == ("flowkit train: error: resume and overwrite exclude each other: --resume "
+                                       "continues the run in the folder, --overwrite replaces it")
+    assert not any(tmp_path.iterdir())
+
+
 def test_resume_of_a_folder_without_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--resume", f"--out={tmp_path}"]) == 1
     assert _one_error_line(capsys) == (f"flowkit train: error: cannot resume: there is no run in {tmp_path} (no "
