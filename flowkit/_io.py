@@ -66,9 +66,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
     Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     write_atomic(f"{d}/c.toml", "a = 1\\n")
+        ...     write_atomic(f"{d}/c.toml", "a = 1")
         ...     Path(d, "c.toml").read_text()
-        'a = 1\\n'
+        'a = 1'
     """
     raw = data.encode() if isinstance(data, str) else data
     with atomic_path(path) as tmp, open(tmp, "xb") as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=None, help="a preset name (digits, mnist, imagenet64, imagenet128, "
                        "afhq256) or a TOML file; default: digits")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace the run that --out holds (its files are "
+                       "kept until the new run's first checkpoint)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _config_flags(train)
 
@@ -81,19 +84,36 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
+def _os_error(e: OSError, command: str) -> str:
+    """One line naming the file and the cause (``[Errno 28] No space left on device: 'run/ckpt.pt'``)."""
+    if e.filename is None or e.strerror is None:  # e.g. FileNotFoundError("checkpoint not found: ...")
+        return _first_line(e)
+    where = repr(str(e.filename)) + (f" -> {str(e.filename2)!r}" if e.filename2 is not None else "")
+    hint = ""
+    if command == "train" and e.errno in _WRITE_ERRORS - {errno.EROFS}:
+        hint = "; the last checkpoint is intact: free space, then continue with --resume"
+    return f"cannot write {where}: {e.strerror}{hint}" if e.errno in _WRITE_ERRORS else f"{where}: {e.strerror}"
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..training import apply_overrides, load_config
     from ..training.trainer import train
 
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    config = args.config
-    if args.resume and config is None:
-        out = Path(overrides.get("out") or load_config(None).out)
-        config = str(out / "config.toml")
-        if not Path(config).exists():
-            raise FileNotFoundError(f"cannot resume: no run in {out} (missing {config})")
-    cfg = apply_overrides(load_config(config), overrides)
-    record = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if args.resume and args.config is None and not args.overwrite:  # the run's own config, then the flags
+        from ..training.run_folder import resume_config
+
+        base = load_config(None)
+        out = overrides.get("out") or base.out
+        saved = resume_config(out)
+        cfg = apply_overrides(apply_overrides(base, {k: v for k, v in saved.items() if hasattr(base, k)}),
+                              {**overrides, "out": out})  # the folder may have moved since it was saved
+    else:
+        cfg = apply_overrides(load_config(args.config), overrides)
+    record = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     if record:
         print(json.dumps(record))
     return 0
@@ -103,22 +123,25 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..training.loading import load_trained, parse_key_values
 
     ml = parse_key_values(args.ml_tarflow) if args.ml_tarflow is not None else None
-    return load_trained(args.checkpoint, ema=not args.no_ema, ml_tarflow=ml)
+    return load_trained(Path(args.checkpoint).expanduser(), ema=not args.no_ema, ml_tarflow=ml)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from .._io import atomic_path
     from ..data.images import save_grid
     from ..sampling import denoise
 
     model, cfg = _load(args)
     if args.num < 1:
         raise ValueError(f"--num must be >= 1, got {args.num}")
-    out = Path(args.out)
+    out = Path(args.out).expanduser()
     if out.suffix.lower() not in (".png", ".npz"):
         raise ValueError(f"--out must end in .png or .npz, got {out.name!r}")
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a folder; give a file name ending in .png or .npz")
     y = None
     if model.num_classes:
         classes = [int(c) for c in args.classes.split(",")] if args.classes else list(range(model.num_classes))
@@ -141,13 +164,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             raise ValueError("--denoise needs --sigma for a reference checkpoint")
         x = denoise(model, x, sigma, context=y)
     x = x.clamp(-1, 1)
-    if out.suffix.lower() == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, x=x.numpy(), y=(y.numpy() if y is not None else np.zeros(0)))
-    else:
-        nrow = args.nrow or (int(-(-args.num // model.num_classes)) if y is not None and not args.classes
-                             else max(1, int(args.num**0.5)))
-        save_grid(x, out, nrow=nrow, scale=max(1, 64 // x.shape[-1]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".npz":
+            np.savez(tmp, x=x.numpy(), y=(y.numpy() if y is not None else np.zeros(0)))
+        else:
+            nrow = args.nrow or (int(-(-args.num // model.num_classes)) if y is not None and not args.classes
+                                 else max(1, int(args.num**0.5)))
+            save_grid(x, tmp, nrow=nrow, scale=max(1, 64 // x.shape[-1]))
     print(f"wrote {args.num} samples to {out}")
     return 0
 
@@ -179,16 +203,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` command; returns the exit status.
 
-    Expected problems (a missing file, a bad config, diverged training) print one line on stderr and
-    return ``1``; only bugs show a traceback.
+    Expected problems (a missing file, a bad config, diverged training, a run folder in use, any
+    ``OSError`` such as a full disk) print one line on stderr and return ``1``; only bugs show a
+    traceback.
     """
     args = build_parser().parse_args(argv)
+    from ..training.run_folder import RunFolderError
     from ..training.trainer import TrainingDiverged
 
     try:
         return {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval}[args.command](args)
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
+    except (ValueError, TrainingDiverged, RunFolderError) as e:
         print(f"flowkit {args.command}: error: {_first_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:  # disk full, file too large, read-only, permissions, a file where a folder goes...
+        print(f"flowkit {args.command}: error: {_os_error(e, args.command)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"flowkit {args.command}: interrupted", file=sys.stderr)

@@ -3,7 +3,8 @@
 from flowkit.training.distributed import DistInfo, init_distributed, wrap_model
 from flowkit.training.loading import load_trained
 from flowkit.training.trainer import TrainingDiverged, build_model, train, warmup_cosine
-from flowkit.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from flowkit.training.checkpoint import CheckpointCorrupted, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from flowkit.training.run_folder import RunFolder, RunFolderError
 from flowkit.training.config import (
     PRESETS,
     Coupling,
@@ -20,6 +21,9 @@ __all__ = [
     "build_model",
     "warmup_cosine",
     "TrainingDiverged",
+    "RunFolder",
+    "RunFolderError",
+    "CheckpointCorrupted",
     "load_trained",
     "DistInfo",
     "init_distributed",

@@ -4,15 +4,18 @@ Checkpoints are plain ``torch.save`` files of a dict. Saving is atomic: readers 
 file or the complete new one, even if the process dies mid-write or the machine loses power. Loading
 never runs code stored in the file: ``torch.load(weights_only=True)`` only rebuilds tensors and plain
 containers, so everything saved must be tensors, numbers, strings, ``None``, lists, tuples and dicts.
+Every checkpoint carries a SHA-256 of its contents (under the key ``"sha256"``), which loading checks,
+so flipped bits on disk are reported instead of silently loaded.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import pickle
 import random
 import re
-import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -20,15 +23,26 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state"]
+from .._io import atomic_path
+
+__all__ = ["save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "CheckpointCorrupted"]
+
+#: The key under which a checkpoint stores the SHA-256 of the rest of its contents.
+CHECKSUM = "sha256"
+
+
+class CheckpointCorrupted(ValueError):
+    """A checkpoint's contents do not match the checksum stored with them."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically.
 
-    The dict is written to a temporary file in the same folder, flushed and ``fsync``-ed, renamed over
-    ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file system), and the folder is
-    ``fsync``-ed so that the rename itself survives a crash. Missing parent folders are created.
+    The dict, plus the SHA-256 of its contents under ``"sha256"`` (see :func:`load_checkpoint`), is
+    written through ``flowkit._io.atomic_path``: a temporary file in the same folder, flushed and
+    ``fsync``-ed, renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file
+    system; a symlink at ``path`` is replaced, not written through), and the folder is ``fsync``-ed so
+    that the rename itself survives a crash. Missing parent folders are created.
 
     Args:
         path: Destination file.
@@ -38,6 +52,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
     Raises:
         TypeError: Something else in ``state`` (e.g. a NumPy scalar), named by its position, before
             anything is written.
+        OSError: The write failed (disk full, file too large, read-only folder); it names ``path``,
+            and the file previously at ``path`` is intact.
 
     Examples:
         >>> import tempfile
@@ -52,32 +68,32 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None
     _check_plain(state, "state")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique hidden name in the same folder: same file system (so os.replace is atomic), no clash with
-    # a concurrent writer, and "x" mode opens it with the usual umask-derived permissions.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        try:
+            torch.save({**state, CHECKSUM: _digest(state)}, f)
+        except RuntimeError as e:  # torch's C++ writer reports a failed write (e.g. a full disk) this way
+            if "inline_container" not in str(e) and "PytorchStreamWriter" not in str(e):
+                raise
+            raise OSError(errno.EIO, f"torch could not write it ({str(e).strip().splitlines()[0]})") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint dict onto the CPU without executing anything stored in the file.
+    r"""Load a checkpoint dict onto the CPU without executing anything stored in the file.
+
+    The SHA-256 that :func:`save_checkpoint` stored is recomputed over the loaded contents (every
+    tensor's dtype, shape and bytes, every other value's ``repr``, in order) and must match. Files
+    without one (written by ``torch.save`` directly, or by flowkit before checksums) still load,
+    unverified.
 
     Args:
         path: A file written by :func:`save_checkpoint` (or any ``torch.save`` of a plain dict).
 
     Returns:
-        The saved dict, with every tensor on the CPU.
+        The saved dict, with every tensor on the CPU, without the checksum entry.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        CheckpointCorrupted: A ``ValueError``: the contents do not match the stored checksum.
         ValueError: The file is truncated or not a torch checkpoint, needs code to load (pickled
             objects other than tensors and plain containers, which ``weights_only`` loading refuses), or
             does not hold a dict.
@@ -115,6 +131,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict")
+    stored = state.pop(CHECKSUM, None)
+    if stored is not None and stored != _digest(state):
+        raise CheckpointCorrupted(f"checkpoint {str(path)!r} is corrupted: its contents do not match the SHA-256 "
+                                  "saved with it (damaged on disk or in transfer); use an earlier copy")
     return state
 
 
@@ -207,18 +227,33 @@ def _check_plain(obj: Any, where: str) -> None:
             _check_plain(value, f"{where}[{i}]")
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Persist a folder's entries (e.g. a rename) to disk; a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open folders; its os.replace is already durable enough.
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
+def _digest(state: dict[str, Any]) -> str:
+    """SHA-256 over a plain-data tree: each tensor's dtype, shape and raw bytes, other leaves' ``repr``."""
+    h = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+        elif isinstance(obj, dict):
+            h.update(f"D{len(obj)}".encode())
+            for key, value in obj.items():
+                feed(key)
+                feed(value)
+        elif isinstance(obj, (set, frozenset)):  # iteration order of a set of strings varies between processes
+            h.update(f"S{len(obj)}".encode())
+            for r in sorted(repr(v) for v in obj):
+                h.update(r.encode())
+        elif isinstance(obj, (list, tuple)) and not isinstance(obj, torch.Size):
+            h.update(f"L{len(obj)}".encode())
+            for value in obj:
+                feed(value)
+        else:
+            h.update(f"V{obj!r}".encode())
+
+    feed(state)
+    return h.hexdigest()
 
 
 def _reason(e: BaseException) -> str:

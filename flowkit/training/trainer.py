@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -23,19 +22,29 @@ from ..data.images import save_grid
 from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
 from ..presets import TarFlow
 from ..sampling import denoise
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .config import TrainConfig, config_to_toml
-from .distributed import (DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed,
-                          wrap_model)
+from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed, wrap_model
+from .run_folder import CHECKPOINT, METRICS, SAMPLES, RunFolder, RunFolderError, current_dir
 
-__all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "ema_with_warmup", "CHECKPOINT", "METRICS"]
+__all__ = ["TrainingDiverged", "train", "build_model", "warmup_cosine", "ema_with_warmup", "CHECKPOINT", "METRICS",
+           "MAX_VAL_BPD", "RESUME_MAY_CHANGE"]
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
+#: A held-out bits/dim above this (twice the 8 bits/dim of a uniform model of 8-bit data) means the
+#: run diverged: no checkpoint is written for it, so the folder never points at a blown-up model.
+MAX_VAL_BPD = 16.0
+#: Config fields a resumed run may change: they decide what is logged and drawn, not what is learned.
+RESUME_MAY_CHANGE = frozenset({"out", "data_root", "compile", "log_every", "eval_every", "sample_every",
+                               "sample_guidance", "denoise"})
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became non-finite; the last good checkpoint was kept."""
+    """Training diverged; the message says which checkpoint (if any) holds the last good state.
+
+    Divergence is a non-finite loss or gradient norm (caught before the update is applied) or a
+    held-out bits/dim that is not finite or above ``MAX_VAL_BPD`` (16) (caught before the checkpoint
+    is written). A checkpoint is therefore only ever written for a model that passed both checks.
+    """
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> TarFlow:
@@ -129,13 +138,24 @@ def _sample_grid(model: TarFlow, cfg: TrainConfig, path: Path, device: torch.dev
     save_grid(torch.nan_to_num(x, nan=-1.0).clamp(-1, 1), path, nrow=per_row, scale=max(1, 64 // cfg.img_size))
 
 
-def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig, step: int, out: Path) -> dict[str, float]:
+def _diverged(what: str, step: int, folder: RunFolder, saved_step: int | None) -> TrainingDiverged:
+    """A divergence error that says truthfully what is left on disk."""
+    if saved_step is not None:
+        kept = f"{folder.dir / CHECKPOINT} holds the last good state (step {saved_step})"
+    elif folder.dir != folder.out:
+        kept = f"no checkpoint of this run was kept, and the previous run in {folder.out} is untouched"
+    else:
+        kept = "no checkpoint of this run was kept"
+    return TrainingDiverged(f"training diverged at step {step}: {what}; {kept}; start again with a lower --lr "
+                            "or --grad-clip (--overwrite replaces this run)")
+
+
+def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig) -> dict[str, float]:
     loader = DataLoader(val, batch_size=256)
     with validating(False):
         result = {"val_bpd": evaluate_bpd(model, loader, generator=torch.Generator().manual_seed(cfg.seed))}
-        if not math.isfinite(result["val_bpd"]):
-            raise TrainingDiverged(f"the held-out bits/dim became {result['val_bpd']} at step {step}; the last "
-                                   f"good checkpoint is kept in {out / CHECKPOINT}; try a lower --lr or --grad-clip")
+        if not result["val_bpd"] <= MAX_VAL_BPD:  # also catches nan
+            return result
         if model.num_classes:
             result["bayes_acc"] = bayes_accuracy(model, loader, model.num_classes)
     return result
@@ -144,8 +164,11 @@ def _evaluate(model: TarFlow, val: Any, cfg: TrainConfig, step: int, out: Path) 
 def _checkpoint_state(model: TarFlow, ema: AveragedModel | None, opt: torch.optim.Optimizer,
                       sched: torch.optim.lr_scheduler.LRScheduler, step: int, cfg: TrainConfig,
                       whole: dict[str, Tensor] | None = None) -> dict[str, Any]:
-    """Everything a resume needs. Under FSDP, ``whole`` holds the gathered weights, and the sharded
-    optimizer state is not saved (FSDP runs cannot be resumed yet)."""
+    """Everything a resume needs.
+
+    Under FSDP, ``whole`` holds the gathered weights, and the sharded optimizer state is not saved
+    (FSDP runs cannot be resumed yet).
+    """
     return {"model": whole if whole is not None else model.state_dict(),
             "ema": ema.module.state_dict() if ema else None,
             "ema_n_averaged": ema.n_averaged if ema else None,
@@ -154,45 +177,89 @@ def _checkpoint_state(model: TarFlow, ema: AveragedModel | None, opt: torch.opti
             "config": dataclasses.asdict(cfg), "model_config": dict(model.config)}
 
 
-def _log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / METRICS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+def _check_resumed_config(cfg: TrainConfig, saved: dict[str, Any], out: Path) -> None:
+    """Refuse to resume with settings that change what is learned; name the first one that differs."""
+    given = dataclasses.asdict(cfg)
+    for name, value in saved.items():
+        if name in given and name not in RESUME_MAY_CHANGE and _plain(given[name]) != _plain(value):
+            raise ValueError(f"cannot resume {out}: {name}={given[name]!r} (from a flag or config.toml) differs from "
+                             f"the run's {name}={value!r} stored in its checkpoint; drop that change, or start a "
+                             "new run with --overwrite")
 
 
-def _truncate_log(out: Path, step: int) -> None:
-    """On resume, drop log lines written after the checkpoint (their steps are about to be redone)."""
-    path = out / METRICS
-    if path.exists():
-        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in keep))
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train a TarFlow as ``cfg`` says; write checkpoints, metrics, samples and the config to ``cfg.out``.
 
-    Returns the last logged metrics. Under ``torchrun`` every rank runs this; rank 0 logs and writes.
+    The run folder is locked for the run and written atomically (see :class:`~flowkit.training.RunFolder`
+    and the "Runs and checkpoints" page). Under each eval step the order is: evaluate, draw
+    samples, log, then write the checkpoint, so everything a checkpoint's step produced is on disk
+    before the checkpoint is.
+
+    Args:
+        cfg: The run's config; ``cfg.out`` (``~`` expanded) is the run folder.
+        resume: Continue the run in ``cfg.out`` from its checkpoint, or from step 0 when it was stopped
+            before its first one. ``cfg`` must agree with the checkpoint's config except in
+            ``RESUME_MAY_CHANGE`` (in ``flowkit.training.trainer``).
+        overwrite: Replace a run that ``cfg.out`` holds; its files are kept until the new run's first
+            checkpoint.
+        progress: Show a progress bar.
+
+    Returns:
+        The last logged metrics. Under ``torchrun`` every rank runs this; rank 0 locks, logs and writes.
 
     Raises:
-        TrainingDiverged: the loss became non-finite (the last good checkpoint stays on disk).
-        ValueError, FileNotFoundError: data or config problems, with a one-line message.
+        TrainingDiverged: The loss became non-finite or the held-out bits/dim blew up; the message says
+            which checkpoint, if any, holds the last good state.
+        RunFolderError: The folder is in use, holds another run (without ``overwrite``), holds no run
+            (with ``resume``), or is a file; raised before any work.
+        ValueError, FileNotFoundError: Data or config problems, with a one-line message.
+        OSError: A write failed (disk full, file too large, read-only); it names the file, and the
+            previous checkpoint is intact.
     """
     info = init_distributed()
+    folder = RunFolder(cfg.out, resume=resume, overwrite=overwrite)
     try:
-        return _train(cfg, info, resume, progress)
+        _open_folder(folder, info)
+        return _train(cfg, info, folder, progress)
     finally:
+        folder.close()
         cleanup_distributed()
 
 
-def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> dict[str, Any]:
-    device, out = info.device, Path(cfg.out)
+def _open_folder(folder: RunFolder, info: DistInfo) -> None:
+    """Rank 0 opens the folder; every rank learns whether that worked (and stops if not)."""
+    error: BaseException | None = None
+    if info.is_main:
+        try:
+            folder.open()
+        except (RunFolderError, OSError) as e:
+            error = e
+    if info.distributed:
+        import torch.distributed as dist
+
+        message = [None if error is None else str(error)]
+        dist.broadcast_object_list(message, src=0)
+        if message[0] is not None and error is None:
+            raise RunFolderError(f"rank 0 could not open the run folder: {message[0]}")
+        folder.dir = current_dir(folder.out)
+    if error is not None:
+        raise error
+
+
+def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) -> dict[str, Any]:
+    device, resume = info.device, folder.resume
     # ---- data -------------------------------------------------------------------------------------
     data: ImageDataset = load_dataset(cfg.data, cfg.img_size, cfg.in_channels, root=cfg.data_root)
     num_classes = cfg.num_classes if cfg.num_classes is not None else (data.num_classes or 0)
     if num_classes and data.num_classes is not None and data.num_classes > num_classes:
         raise ValueError(f"num_classes={num_classes} but the data has {data.num_classes} classes")
     train_set, val_set = train_val_split(data, cfg.val_fraction, seed=cfg.seed)
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=True)
+    sampler: DistributedSampler[Any] = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                                          shuffle=True, seed=cfg.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True)
     if len(loader) == 0:
         raise ValueError(f"batch size {cfg.batch_size} x {info.world_size} process(es) exceeds the "
@@ -207,8 +274,10 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         raise ValueError("resuming an FSDP run is not supported yet; resume it with DDP (drop --fsdp)")
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, num_classes).to(device)
-    state = load_checkpoint(out / CHECKPOINT) if resume else None
+    state = load_checkpoint(folder.dir / CHECKPOINT) if resume and (folder.dir / CHECKPOINT).exists() else None
     if state is not None:
+        if isinstance(state.get("config"), dict):
+            _check_resumed_config(cfg, state["config"], folder.out)
         if state.get("model_config") != dict(model.config):
             raise ValueError(f"cannot resume: the checkpoint's model {state.get('model_config')} differs from "
                              f"the config's {dict(model.config)}")
@@ -217,7 +286,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True) \
         if cfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total))
+    schedule = warmup_cosine(cfg.lr, cfg.min_lr, min(cfg.warmup_steps, total), total)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     step = 0
     if state is not None:
         if ema is not None and state["ema"] is not None:
@@ -229,19 +299,17 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         set_rng_state(state["rng"])
     if cfg.compile:
         net = torch.compile(net)  # type: ignore[assignment]
+    saved_step = step if state is not None else None  # the step of the checkpoint on disk, if any
+    record: dict[str, Any] = {}
     if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(config_to_toml(cfg))
+        folder.write_config(config_to_toml(cfg))
         if resume:
-            _truncate_log(out, step)
-        else:  # a fresh run into an old folder starts a fresh log
-            (out / METRICS).unlink(missing_ok=True)
+            record = folder.prepare_log(step)
     # ---- loop -------------------------------------------------------------------------------------
     bar = tqdm(total=total, initial=step, disable=not (progress and info.is_main), unit="step",
                dynamic_ncols=True, desc="train")
     batches = _batches(loader, sampler, step)
     num_dims = model.num_dims
-    record: dict[str, Any] = {}
     seen, t0 = 0, time.perf_counter()
     while step < total:
         x, y = next(batches)
@@ -259,9 +327,9 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)  # also on FSDP's sharded tensors
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):  # stop before the update spoils the weights
-            what = f"loss {loss.item()}" if not torch.isfinite(loss) else f"gradient norm {grad_norm.item()}"
-            raise TrainingDiverged(f"the loss became non-finite ({what}) at step {step}; the last good checkpoint "
-                                   f"is kept in {out / CHECKPOINT}; try a lower --lr or --grad-clip")
+            what = (f"the loss is {loss.item()}" if not torch.isfinite(loss)
+                    else f"the gradient norm is {grad_norm.item()}")
+            raise _diverged(what, step, folder, saved_step)
         opt.step()
         sched.step()
         # The VP prior's variance tracks E[z^2] over the global batch.
@@ -287,16 +355,29 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         if whole is not None:
             eval_model = build_model(cfg, num_classes).to(device)
             eval_model.load_state_dict(whole)
+        # Everything of this step (samples, log line) is written before its checkpoint, so a kill at any
+        # point leaves a checkpoint whose outputs are complete, and a resume redoes the rest.
         if do_eval:
             eval_model.eval()
-            record = {**record, "step": step, **_evaluate(eval_model, val_set, cfg, step, out)}  # type: ignore[arg-type]
-            save_checkpoint(out / CHECKPOINT, _checkpoint_state(model, ema, opt, sched, step, cfg, whole))
+            record = {**record, "step": step, **_evaluate(eval_model, val_set, cfg)}  # type: ignore[arg-type]
+            if not record["val_bpd"] <= MAX_VAL_BPD:
+                raise _diverged(f"the held-out bits/dim is {record['val_bpd']:.4g} (above {MAX_VAL_BPD:g})",
+                                step, folder, saved_step)
         if do_sample:
             eval_model.eval()
-            name = "samples.png" if final else f"samples_step{step:06d}.png"
-            _sample_grid(eval_model, cfg, out / name, device)  # type: ignore[arg-type]
+            with folder.artifact(SAMPLES if final else f"samples_step{step:06d}.png") as tmp:
+                _sample_grid(eval_model, cfg, tmp, device)  # type: ignore[arg-type]
         if record.get("step") == step:
-            _log(out, record)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in ("loss", "bpd", "images_per_s", "val_bpd")})
+            folder.log(record)
+            shown = ("loss", "bpd", "images_per_s", "val_bpd")
+            bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k in shown})
+        if do_eval:
+            folder.save_checkpoint(_checkpoint_state(model, ema, opt, sched, step, cfg, whole))
+            saved_step = step
     bar.close()
+    if info.is_main and not (folder.dir / SAMPLES).exists() and not fsdp:
+        # Only a checkpoint from before flowkit wrote samples ahead of checkpoints can lack them.
+        final_model = ema.module if ema is not None else model
+        with folder.artifact(SAMPLES) as tmp:
+            _sample_grid(final_model.eval(), cfg, tmp, device)  # type: ignore[arg-type]
     return record

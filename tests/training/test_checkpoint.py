@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import random
+import subprocess
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import pytest
 import torch
 
 from flowkit.training import TrainConfig, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from flowkit.training.checkpoint import CheckpointCorrupted
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -146,3 +150,40 @@ def test_pickled_code_is_refused_and_not_run(tmp_path: Path, protocol: int | Non
         load_checkpoint(path)
     assert "\n" not in str(info.value)
     assert not mark.exists()
+
+
+def test_checksum_catches_a_changed_tensor_or_value(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 5, "w": torch.arange(4.0)})
+    for key, value in (("w", torch.tensor([0.0, 1.0, 2.0, 3.5])), ("step", 6)):
+        raw = torch.load(path, weights_only=True)  # rewritten with the old checksum, as damage on disk would
+        raw[key] = value
+        torch.save(raw, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointCorrupted, match="bad.pt' is corrupted: its contents do not match the SHA-256"):
+            load_checkpoint(tmp_path / "bad.pt")
+    assert sorted(load_checkpoint(path)) == ["step", "w"]  # the checksum key is not handed back
+
+
+def test_checksum_does_not_depend_on_the_process(tmp_path: Path) -> None:
+    # Sets of strings iterate in a per-process order (PYTHONHASHSEED); the checksum must not follow it.
+    code = ("import sys, torch; from flowkit.training import save_checkpoint; "
+            "save_checkpoint(sys.argv[1], {'names': {'alpha', 'beta', 'gamma', 'delta'}, 'w': torch.ones(3)})")
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.pt")], env=env, check=True, timeout=120)
+    assert load_checkpoint(tmp_path / "c.pt")["names"] == {"alpha", "beta", "gamma", "delta"}
+
+
+def test_a_failed_torch_write_is_an_oserror_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def fail(obj: object, f: object) -> None:  # what torch raises when its C++ writer cannot write
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(OSError, match=r"\[Errno 5\] torch could not write it \(\[enforce fail at "
+                                      r"inline_container.cc:672\] \. unexpected pos 704 vs 598\): '.*ckpt.pt'"):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]

@@ -1,13 +1,11 @@
-"""The training loop: run folder contents, exact resume after kill -9, 2-process DDP equals 1 process."""
+"""The training loop: run folder contents, divergence, 2-process DDP equals 1 process (resume: test_resume.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -52,40 +50,12 @@ def test_divergence_stops_with_a_clear_message(tmp_path: Path, monkeypatch: pyte
         return (x * float("nan") if step == 3 else x), y
 
     monkeypatch.setattr(trainer, "_step_noise", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"the loss became non-finite \(loss nan\) at step 3; the last good checkpoint is kept"):
+    kept = r"training diverged at step 3: the loss is nan; .*checkpoint.pt holds the last good state \(step 2\)"
+    with pytest.raises(TrainingDiverged, match=kept):
         train(tiny(tmp_path, max_steps=6, eval_every=2, sample_every=0), progress=False)  # type: ignore[arg-type]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
-
-
-@pytest.mark.slow
-def test_kill_9_then_resume_gives_identical_weights(tmp_path: Path) -> None:
-    # Both runs in subprocesses with the same thread count: matmul reductions depend on it.
-    steps, ref, run = 60, tmp_path / "ref", tmp_path / "run"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
-    common = ["flowkit", "train", "--no-progress", f"--max-steps={steps}", "--eval-every=5", "--sample-every=0", *flags]
-    reference = _run_cli(*common, f"--out={ref}")
-    proc = _run_cli(*common, f"--out={run}")
-    deadline = time.time() + 120
-    while not (run / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(run / "checkpoint.pt")["step"]
-    assert 0 < killed_at < steps, f"the run was not interrupted mid-way (checkpoint at step {killed_at})"
-    resumed = _run_cli("flowkit", "train", "--resume", "--no-progress", f"--out={run}")
-    for p in (resumed, reference):
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-    a, b = load_checkpoint(ref / "checkpoint.pt"), load_checkpoint(run / "checkpoint.pt")
-    assert b["step"] == steps
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    for key in a["ema"]:
-        assert torch.equal(a["ema"][key], b["ema"][key]), key
-    steps_logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert steps_logged == sorted(set(steps_logged)), "resumed log has duplicate steps"
 
 
 @pytest.mark.slow
