@@ -1,5 +1,4 @@
-"""What the general structures (autoregressive, coupling) share: context declaration and the
-conditioner call with its output check."""
+"""What the general structures (autoregressive, coupling) share: context and conditioner output checks."""
 
 from __future__ import annotations
 
@@ -8,6 +7,14 @@ from torch import Tensor, nn
 from .._validation import check_tensor
 from ..maps.base import ElementwiseMap
 from .base import Bijector
+
+
+def require_map(map: object, owner: str) -> ElementwiseMap:
+    """``map`` if it is an :class:`~flowkit.maps.ElementwiseMap`, else a ``TypeError`` naming ``owner``."""
+    if not isinstance(map, ElementwiseMap):
+        raise TypeError(f"{owner}: map must be a flowkit.maps.ElementwiseMap (e.g. AffineMap()), "
+                        f"got {type(map).__name__}")
+    return map
 
 
 class ConditionedBijector(Bijector):
@@ -21,9 +28,7 @@ class ConditionedBijector(Bijector):
     def __init__(self, map: ElementwiseMap, conditioner: nn.Module, *, num_classes: int, context_features: int) -> None:
         super().__init__()
         owner = type(self).__name__
-        if not isinstance(map, ElementwiseMap):
-            raise TypeError(f"{owner}: map must be a flowkit.maps.ElementwiseMap (e.g. AffineMap()), "
-                            f"got {type(map).__name__}")
+        require_map(map, owner)
         if not callable(conditioner):
             raise TypeError(f"{owner}: conditioner must be a callable nn.Module, got {type(conditioner).__name__}")
         for name, v in (("num_classes", num_classes), ("context_features", context_features)):

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from ..maps.base import ElementwiseMap
 from ..nets.mlp import MLPConditioner
-from ._conditioned import ConditionedBijector
+from ._conditioned import ConditionedBijector, require_map
 from .base import Shape
 
 __all__ = ["Coupling"]
@@ -53,6 +53,10 @@ class Coupling(ConditionedBijector):
         (True, True)
     """
 
+    mask: Tensor
+    kept: Tensor
+    changed: Tensor
+
     def __init__(self, features: int, map: ElementwiseMap, conditioner: nn.Module | None = None, *,
                  mask: Sequence[bool] | Tensor | None = None, hidden: Sequence[int] = (64, 64),
                  num_classes: int = 0, context_features: int = 0) -> None:
@@ -64,7 +68,7 @@ class Coupling(ConditionedBijector):
                              f"(transformed), got {mask_t.tolist()}")
         kept, changed = torch.nonzero(mask_t).flatten(), torch.nonzero(~mask_t).flatten()
         if conditioner is None:
-            conditioner = MLPConditioner(len(kept), len(changed), getattr(map, "num_params", 0), hidden,
+            conditioner = MLPConditioner(len(kept), len(changed), require_map(map, "Coupling").num_params, hidden,
                                          num_classes=num_classes, context_features=context_features)
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         self.features = features
@@ -77,7 +81,8 @@ class Coupling(ConditionedBijector):
 
     def forward_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.features:
-            raise ValueError(f"Coupling({self.features}) expects a last event axis of {self.features}, got {tuple(shape)}")
+            raise ValueError(f"Coupling({self.features}) expects a last event axis of {self.features}, "
+                             f"got {tuple(shape)}")
         return tuple(shape)
 
     def _couple(self, v: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:

@@ -57,7 +57,7 @@ class Elementwise(Bijector):
                              f"got {tuple(shape)}")
         return tuple(shape)
 
-    def _apply(self, v: Tensor, name: str, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+    def _run(self, v: Tensor, name: str, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         check_tensor(v, name, owner="Elementwise")  # input checks in one place, until the base class owns them
         self.forward_shape(tuple(v.shape[1:]))
         self._check_context(context)
@@ -66,7 +66,7 @@ class Elementwise(Bijector):
         return out, ladj.flatten(1).sum(1)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(x, "x", context, inverse=False)
+        return self._run(x, "x", context, inverse=False)
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(z, "z", context, inverse=True)
+        return self._run(z, "z", context, inverse=True)

@@ -32,6 +32,8 @@ class FeaturePermutation(Bijector):
     """
 
     volume_preserving = True
+    perm: Tensor
+    inverse_perm: Tensor
 
     def __init__(self, perm: Sequence[int] | Tensor) -> None:
         super().__init__()

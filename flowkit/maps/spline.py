@@ -112,8 +112,10 @@ class RQSplineMap(ElementwiseMap):
 
     @staticmethod
     def _bin(table: Tensor, v: Tensor, column: int) -> tuple[Tensor, Tensor]:
-        """Left and right knots ``(..., 3)`` of the bin holding ``v`` (already within ``[-B, B]``),
-        searched on ``table[..., column]`` (0: in ``x``, 1: in ``y``)."""
+        """Left and right knots ``(..., 3)`` of the bin holding ``v`` (already within ``[-B, B]``).
+
+        The search runs on ``table[..., column]``: 0 for ``x`` (forward), 1 for ``y`` (inverse).
+        """
         knots = table[..., 1:-1, column].contiguous()
         idx = torch.searchsorted(knots, v.unsqueeze(-1).contiguous())
         idx = torch.cat([idx, idx + 1], dim=-1).unsqueeze(-1).expand(*idx.shape[:-1], 2, 3)

@@ -21,6 +21,8 @@ class MaskedLinear(nn.Linear):
         bias: add a bias.
     """
 
+    mask: Tensor
+
     def __init__(self, mask: Tensor, bias: bool = True) -> None:
         super().__init__(mask.shape[1], mask.shape[0], bias=bias)
         self.register_buffer("mask", mask.to(self.weight.dtype))
@@ -86,9 +88,9 @@ class MADE(nn.Module):
         in_deg = torch.empty(features, dtype=torch.long)
         in_deg[order_t] = torch.arange(1, features + 1)
         degrees = [in_deg] + [torch.arange(h) % max(features - 1, 1) + 1 for h in hidden]
-        self.layers = nn.ModuleList(
-            MaskedLinear((d_out.unsqueeze(1) >= d_in.unsqueeze(0)).long()) for d_in, d_out in zip(degrees, degrees[1:])
-        )
+        pairs = zip(degrees, degrees[1:], strict=False)
+        self.layers = nn.ModuleList(MaskedLinear((d_out.unsqueeze(1) >= d_in.unsqueeze(0)).long())
+                                    for d_in, d_out in pairs)
         out_deg = in_deg.repeat_interleave(params_per_feature)  # output unit d * P + p belongs to feature d
         self.output = MaskedLinear((out_deg.unsqueeze(1) > degrees[-1].unsqueeze(0)).long())
         nn.init.zeros_(self.output.weight)

@@ -52,7 +52,7 @@ class MLPConditioner(nn.Module):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"MLPConditioner: {name} must be an int >= 1, got {v!r}")
         widths = [in_features, *hidden]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
         self.output = nn.Linear(hidden[-1], out_features * params_per_feature)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
