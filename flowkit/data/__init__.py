@@ -3,6 +3,7 @@
 from flowkit.data.datasets import DATA_SPECS, ImageDataset, load_dataset
 from flowkit.data.images import make_grid, save_grid
 from flowkit.data.split import train_val_split
+from flowkit.data.toy2d import TOY_2D, toy_2d
 from flowkit.data.transforms import NOISE_KINDS, NoiseKind, dequantize, drop_labels, to_float, to_uint8
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "drop_labels",
     "to_float",
     "to_uint8",
+    "TOY_2D",
+    "toy_2d",
 ]

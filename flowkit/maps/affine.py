@@ -49,7 +49,7 @@ class AffineMap(ElementwiseMap):
         return "" if self.bound is None else f"bound={self.bound}"
 
     def _log_scale_shift(self, params: Tensor) -> tuple[Tensor, Tensor]:
-        a, b = at_least_fp32(params[..., 0]), at_least_fp32(params[..., 1])
+        a, b = at_least_fp32(params).unbind(-1)  # unbind: its backward is one stack, not two scatters
         if self.bound is not None:
             a = self.bound * torch.tanh(a / self.bound)
         return a, b
