@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
 from ._conditioned import ConditionedBijector, require_map
-from .base import Shape
 
 __all__ = ["MaskedAutoregressive"]
 
@@ -91,10 +90,6 @@ class MaskedAutoregressive(ConditionedBijector):
 
     def extra_repr(self) -> str:
         return f"features={self.features}, context={self.context_kind}"
-
-    def forward_shape(self, shape: Shape) -> Shape:
-        self._check_event_shape(shape)
-        return tuple(shape)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check_input(x, "x", context)
