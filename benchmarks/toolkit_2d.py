@@ -80,6 +80,7 @@ def run_dataset(name: str, steps: int, batch: int, seed: int, labels: list[str])
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run every data set and print (and optionally write) the table."""
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=256)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                    "user lines"])
     table.header()
     for label in args.models:
-        table.add(label, per_data[TOY_2D[0]][label][0], *(per_data[n][label][1] for n in TOY_2D),
+        table.add(label, per_data[TOY_2D[0]][label][0], *(f"{per_data[n][label][1]:.3f}" for n in TOY_2D),
                   *(per_data[n][label][2] for n in TOY_2D), lines[label])
     finish(args, "flowkit vs zuko on 2-D densities", [table],
            notes=f"Adam 1e-3, batch {args.batch}, {args.steps} steps, threads {torch.get_num_threads()}, "
