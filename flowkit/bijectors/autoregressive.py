@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -96,10 +95,8 @@ class MaskedAutoregressive(ConditionedBijector):
         z, ladj = self.map(x, self._params(x, context, self.features))
         return z, ladj.sum(-1)
 
-    def inverse(self, z: Tensor, *, context: Tensor | None = None, **options: Any) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check_input(z, "z", context)
-        if options:
-            raise TypeError(f"MaskedAutoregressive.inverse: unexpected options {sorted(options)}")
         # Unfixed features start at 0 (finite), so masked-out garbage can never turn into nan * 0.
         x = torch.zeros_like(z)
         ladj = torch.zeros_like(z)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -95,8 +94,6 @@ class Coupling(ConditionedBijector):
         self._check_input(x, "x", context)
         return self._couple(x, context, inverse=False)
 
-    def inverse(self, z: Tensor, *, context: Tensor | None = None, **options: Any) -> tuple[Tensor, Tensor]:
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check_input(z, "z", context)
-        if options:
-            raise TypeError(f"Coupling.inverse: unexpected options {sorted(options)}")
         return self._couple(z, context, inverse=True)
