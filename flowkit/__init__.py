@@ -8,12 +8,28 @@ from ._validation import set_validation, validating
 from .bijectors import ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, Inverse, Patchify, Permutation
 from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
 from .presets import TarFlow
+# General structures, element-wise maps and ready-made vector flows (the toolkit).
+from .bijectors import Coupling, Elementwise, FeaturePermutation, MaskedAutoregressive
+from .flows import MAF, NSF, RealNVP, SplineCoupling
+from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
 from .sampling import Guidance, denoise
 from . import metrics  # so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AffineMap",
+    "Coupling",
+    "Elementwise",
+    "ElementwiseMap",
+    "FeaturePermutation",
+    "MAF",
+    "MaskedAutoregressive",
+    "NSF",
+    "RQSplineMap",
+    "RealNVP",
+    "ShiftMap",
+    "SplineCoupling",
     "ActNorm",
     "Bijector",
     "CausalAffine",

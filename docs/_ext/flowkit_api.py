@@ -45,6 +45,7 @@ GROUP_TITLES = {
     "testing": "Testing",
     "data": "Data",
     "training": "Training",
+    "maps": "Element-wise maps",
     "_validation": "Input validation",
 }
 

@@ -1,9 +1,13 @@
 """Exactly invertible building blocks. Each returns ``(output, logdet)`` with a summed log-det."""
 
 from .actnorm import ActNorm
+from .autoregressive import MaskedAutoregressive
 from .base import Bijector, Chain, Inverse, propagate_shapes
 from .causal_affine import CausalAffine
 from .channel_coupling import ChannelCoupling
+from .coupling import Coupling
+from .elementwise import Elementwise
+from .feature_permutation import FeaturePermutation
 from .patchify import Patchify
 from .permutation import Permutation
 
@@ -13,7 +17,11 @@ __all__ = [
     "CausalAffine",
     "Chain",
     "ChannelCoupling",
+    "Coupling",
+    "Elementwise",
+    "FeaturePermutation",
     "Inverse",
+    "MaskedAutoregressive",
     "Patchify",
     "Permutation",
     "propagate_shapes",

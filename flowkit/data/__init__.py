@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.data.images import make_grid, save_grid
 from flowkit.data.split import train_val_split
+from flowkit.data.toy2d import TOY_2D, toy_2d
 from flowkit.data.transforms import NOISE_KINDS, NoiseKind, dequantize, drop_labels, to_float, to_uint8
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
@@ -30,6 +31,8 @@ __all__ = [
     "drop_labels",
     "to_float",
     "to_uint8",
+    "TOY_2D",
+    "toy_2d",
 ]
 
 # Name -> submodule that defines it, for the names imported on first use.

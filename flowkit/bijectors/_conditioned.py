@@ -1,0 +1,63 @@
+"""What the general structures (autoregressive, coupling) share: context and conditioner output checks."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .._validation import check_tensor
+from ..maps.base import ElementwiseMap
+from .base import Bijector
+
+
+def require_map(map: object, owner: str) -> ElementwiseMap:
+    """``map`` if it is an :class:`~flowkit.maps.ElementwiseMap`, else a ``TypeError`` naming ``owner``."""
+    if not isinstance(map, ElementwiseMap):
+        raise TypeError(f"{owner}: map must be a flowkit.maps.ElementwiseMap (e.g. AffineMap()), "
+                        f"got {type(map).__name__}")
+    return map
+
+
+class ConditionedBijector(Bijector):
+    """A bijector whose element-wise ``map`` is parameterised by a ``conditioner`` network.
+
+    Declares the context the conditioner takes (``num_classes`` labels or ``context_features``
+    vectors) and checks the conditioner's output shape, so a user network that breaks the
+    protocol gets a ``ValueError`` naming it instead of a broadcasting error inside the map.
+    """
+
+    def __init__(self, map: ElementwiseMap, conditioner: nn.Module, *, num_classes: int, context_features: int) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        require_map(map, owner)
+        if not callable(conditioner):
+            raise TypeError(f"{owner}: conditioner must be a callable nn.Module, got {type(conditioner).__name__}")
+        for name, v in (("num_classes", num_classes), ("context_features", context_features)):
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{owner}: {name} must be an int >= 0, got {v!r}")
+        if num_classes and context_features:
+            raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
+        self.map, self.conditioner = map, conditioner
+        self.num_classes, self.context_features = num_classes, context_features
+        self.conditional = bool(num_classes or context_features)
+        self.volume_preserving = map.volume_preserving
+
+    @property
+    def context_kind(self) -> str | None:
+        """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
+        return "labels" if self.num_classes else "vector" if self.context_features else None
+
+    def _check_input(self, x: Tensor, name: str, context: Tensor | None) -> None:
+        # Input checks in one place, until the base class runs them for every bijector.
+        check_tensor(x, name, self.event_shape, owner=type(self).__name__)
+        self.forward_shape(tuple(x.shape[1:]))
+        self._check_context(context)
+
+    def _params(self, x: Tensor, context: Tensor | None, out_features: int) -> Tensor:
+        params = self.conditioner(x, context)
+        expected = (*x.shape[:-1], out_features, self.map.num_params)
+        if not isinstance(params, Tensor) or tuple(params.shape) != expected:
+            got = tuple(params.shape) if isinstance(params, Tensor) else type(params).__name__
+            raise ValueError(f"{type(self).__name__}: the conditioner {type(self.conditioner).__name__} must return "
+                             f"parameters of shape {expected} (inputs' leading axes, {out_features} features, "
+                             f"{type(self.map).__name__}.num_params={self.map.num_params}), got {got}")
+        return params

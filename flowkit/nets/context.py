@@ -1,0 +1,79 @@
+"""Context encoding shared by the MLP conditioners: class labels or continuous vectors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .._validation import check_labels, check_tensor
+
+__all__ = ["ContextEncoder"]
+
+
+class ContextEncoder(nn.Module):
+    r"""Map a context to a term added to a network's first hidden layer, ``(B, out_features)``.
+
+    Two kinds of context, chosen at construction (at most one):
+
+    - class labels ``(B,)`` (``num_classes > 0``): a learned embedding :math:`E[y]`; a dropped
+      label ``y = -1`` and ``context=None`` use the mean embedding (as in TarFlow, for
+      classifier-free guidance);
+    - float vectors ``(B, C)`` (``context_features = C > 0``): a linear projection :math:`W c`
+      (no bias: the layer it feeds has one), equivalent to concatenating :math:`c` to the input.
+
+    Args:
+        out_features: width of the hidden layer the encoding is added to.
+        num_classes: number of classes for label context (``0``: none).
+        context_features: size ``C`` of vector context (``0``: none).
+
+    Examples:
+        >>> enc = ContextEncoder(8, context_features=3)
+        >>> tuple(enc(torch.randn(5, 3), batch=5).shape), enc.kind
+        ((5, 8), 'vector')
+        >>> enc(torch.randn(5, 4), batch=5)
+        Traceback (most recent call last):
+        ...
+        ValueError: ContextEncoder: context must have shape (B, 3), got (5, 4)
+    """
+
+    def __init__(self, out_features: int, *, num_classes: int = 0, context_features: int = 0) -> None:
+        super().__init__()
+        for name, v in (("num_classes", num_classes), ("context_features", context_features)):
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"ContextEncoder: {name} must be an int >= 0, got {v!r}")
+        if num_classes and context_features:
+            raise ValueError("ContextEncoder: pass num_classes (labels) or context_features (vectors), not both; "
+                             f"got num_classes={num_classes}, context_features={context_features}")
+        self.num_classes, self.context_features = num_classes, context_features
+        self.embedding = nn.Embedding(num_classes, out_features) if num_classes else None
+        self.projection = nn.Linear(context_features, out_features, bias=False) if context_features else None
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=out_features ** -0.5)
+
+    @property
+    def kind(self) -> str | None:
+        """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
+        return "labels" if self.num_classes else "vector" if self.context_features else None
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}"
+
+    def forward(self, context: Tensor | None, batch: int) -> Tensor | None:
+        """The encoding ``(B, out_features)`` (``(1, out_features)`` for the mean label), or ``None``."""
+        owner = type(self).__name__
+        if self.embedding is not None:
+            mean = self.embedding.weight.mean(0)
+            if context is None:
+                return mean.unsqueeze(0)
+            y = check_labels(context, batch, self.num_classes, owner=owner)
+            return torch.where((y < 0).unsqueeze(1), mean, self.embedding(y.clamp(min=0)))
+        if self.projection is not None:
+            if context is None:
+                raise ValueError(f"{owner}: this network needs a context vector (B, {self.context_features}), got None")
+            check_tensor(context, "context", (self.context_features,), owner=owner)
+            if context.shape[0] != batch:
+                raise ValueError(f"{owner}: context has batch {context.shape[0]}, the input has {batch}")
+            return self.projection(context)
+        if context is not None:
+            raise ValueError(f"{owner}: the network is unconditional but a context was given")
+        return None
