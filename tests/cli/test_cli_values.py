@@ -79,7 +79,8 @@ def log_posterior(model: Any, x: Tensor, y: Tensor) -> Tensor:
     pytest.param(["--guidance", "2.5"], dict(guidance=2.5), id="guidance"),
     pytest.param(["--guidance", "2", "--guide-what", "b", "--attn-temp", "0.7", "--annealed"],
                  dict(guidance=2.0, guide_what="b", attn_temp=0.7, annealed_guidance=True), id="all-guidance-flags"),
-    pytest.param(["--guidance", "0", "--temperature", "0.5", "--seed", "7"], dict(temperature=0.5), id="temperature-seed"),
+    pytest.param(["--guidance", "0", "--temperature", "0.5", "--seed", "7"], dict(temperature=0.5),
+                 id="temperature-seed"),
     pytest.param(["--classes", "3,7"], dict(guidance=1.0), id="classes"),  # the run's sample_guidance, 1
 ])
 def test_sample_is_model_sample_with_the_same_options(conditional: Path, tmp_path: Path, flags: list[str],
