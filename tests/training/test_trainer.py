@@ -30,7 +30,7 @@ import flowkit.training.trainer as trainer
 from flowkit import TarFlow
 from flowkit.data import dequantize, drop_labels, load_dataset, train_val_split
 from flowkit.metrics import bayes_accuracy, evaluate_bpd
-from flowkit.training import TrainConfig, apply_overrides, load_checkpoint, load_config, train
+from flowkit.training import DistInfo, TrainConfig, apply_overrides, load_checkpoint, load_config, train
 from flowkit.training.trainer import TrainingDiverged
 
 TINY = dict(channels=64, num_blocks=2, layers_per_block=1, batch_size=16, log_every=2, warmup_steps=2,
@@ -166,6 +166,26 @@ def test_two_gloo_processes_match_one_process_with_ddp_and_fsdp(tmp_path: Path) 
         assert torch.allclose(a["model"][key], c["model"][key], atol=1e-5, rtol=1e-4), key
     # The VP prior variance is averaged over ranks, so it matches too.
     assert torch.allclose(a["model"]["base.var"], b["model"]["base.var"], atol=1e-5)
+
+
+def test_step_noise_is_one_global_draw_sliced_by_rank() -> None:
+    """The trainer's noise and label dropout: Gaussian noise of std sigma, labels dropped at rate
+    label_drop, drawn for the global batch so that rank r of 2 gets rows r::2 of one process's draw."""
+    cfg = apply_overrides(load_config("digits"), dict(sigma=0.1, label_drop=0.3, seed=3))
+    x, y = torch.zeros(4096, 1, 2, 2), torch.arange(4096) % 10
+    noisy, dropped = trainer._step_noise(cfg, x, y, 5, DistInfo())
+    assert abs(noisy.std().item() - 0.1) < 0.002 and abs(noisy.mean().item()) < 0.002
+    assert abs((dropped == -1).float().mean().item() - 0.3) < 0.02
+    assert torch.equal(dropped[dropped != -1], y[dropped != -1])
+    for rank in (0, 1):
+        part = trainer._step_noise(cfg, x[rank::2], y[rank::2], 5, DistInfo(rank=rank, world_size=2))
+        assert torch.equal(part[0], noisy[rank::2]) and torch.equal(part[1], dropped[rank::2])
+    again, other = (trainer._step_noise(cfg, x, y, step, DistInfo())[0] for step in (5, 6))
+    assert torch.equal(again, noisy) and not torch.equal(other, noisy)  # a function of the step: resumable
+    uniform = apply_overrides(cfg, dict(noise="uniform", denoise=False))
+    grid = torch.full((64, 1, 2, 2), 3 / 127.5 - 1)  # level k = 3 -> the bin [3/128 - 1, 4/128 - 1)
+    deq, _ = trainer._step_noise(uniform, grid, y[:64], 0, DistInfo())
+    assert torch.equal(torch.floor(128 * (deq + 1)), torch.full_like(deq, 3.0))
 
 
 # ---- a volume-preserving run of a few hundred steps, watched from inside --------------------------------
