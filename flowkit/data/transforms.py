@@ -142,7 +142,8 @@ def dequantize(
     raise ValueError(f"unknown noise kind {kind!r}; expected one of {', '.join(map(repr, NOISE_KINDS))}")
 
 
-def drop_labels(y: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
+def drop_labels(y: Tensor, p: float, generator: torch.Generator | None = None, *,
+                noise: Tensor | None = None) -> Tensor:
     r"""Replace each label by ``-1`` ("no label") independently with probability ``p``.
 
     Training with dropped labels teaches a class-conditional flow its unconditional density too,
@@ -152,6 +153,9 @@ def drop_labels(y: Tensor, p: float, generator: torch.Generator | None = None) -
         y: Integer labels, any shape (usually ``(B,)``).
         p: Drop probability in :math:`[0, 1]`. ``p = 0`` returns ``y`` and draws no random numbers.
         generator: Optional random generator on ``y``'s device.
+        noise: Optional pre-drawn :math:`u \sim U[0, 1)` shaped like ``y``, used instead of drawing:
+            label ``i`` is dropped where :math:`u_i < p`. Lets data-parallel ranks slice the draws of
+            one global batch, as ``noise`` does for :func:`dequantize`.
 
     Returns:
         A tensor shaped like ``y`` with some entries set to ``-1``.
@@ -162,12 +166,21 @@ def drop_labels(y: Tensor, p: float, generator: torch.Generator | None = None) -
         [-1, -1, -1, -1, -1]
         >>> drop_labels(y, 0.0).tolist()
         [0, 1, 2, 3, 4]
+        >>> drop_labels(y, 0.5, noise=torch.tensor([0.1, 0.9, 0.5, 0.4, 0.6])).tolist()
+        [-1, 1, 2, -1, 4]
     """
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise TypeError(f"drop_labels expects integer labels, got dtype {y.dtype}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"label drop probability must be in [0, 1], got {p}")
+    if noise is not None:
+        if noise.shape != y.shape:
+            raise ValueError(f"noise must have the shape of y {tuple(y.shape)}, got {tuple(noise.shape)}")
+        if generator is not None:
+            raise ValueError("pass either noise or generator, not both")
     if p == 0.0:
         return y
-    drop = torch.rand(y.shape, generator=generator, device=y.device) < p
+    if noise is None:
+        noise = torch.rand(y.shape, generator=generator, device=y.device)
+    drop = noise.to(y.device) < p
     return torch.where(drop, torch.full_like(y, -1), y)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .._validation import validating
-from ..data import ImageDataset, dequantize, load_dataset, train_val_split
+from ..data import ImageDataset, dequantize, drop_labels, load_dataset, train_val_split
 from ..data.images import save_grid
 from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
 from ..presets import TarFlow
@@ -95,15 +95,16 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 
 
 def _step_noise(cfg: TrainConfig, x: Tensor, y: Tensor, step: int, info: DistInfo) -> tuple[Tensor, Tensor]:
-    """Input noise and label dropout for one step, drawn for the *global* batch from a generator seeded
-    by the step, so that any number of ranks (and a resumed run) sees exactly the same noise."""
+    """Input noise and label dropout for one step (:func:`~flowkit.data.dequantize`,
+    :func:`~flowkit.data.drop_labels`), drawn for the *global* batch from a generator seeded by the
+    step, so that any number of ranks (and a resumed run) sees exactly the same noise."""
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     n = x.shape[0] * info.world_size
     mine = slice(info.rank, None, info.world_size)  # DistributedSampler interleaves ranks the same way
     unit = (torch.randn if cfg.noise == "gaussian" else torch.rand)((n, *x.shape[1:]), generator=g)[mine]
-    drop = torch.rand(n, generator=g)[mine] < cfg.label_drop
-    x = dequantize(x, cfg.noise, cfg.sigma, noise=unit.to(x.device))
-    return x, torch.where(drop.to(y.device), torch.full_like(y, -1), y)
+    u = torch.rand(n, generator=g)[mine]
+    return (dequantize(x, cfg.noise, cfg.sigma, noise=unit.to(x.device)),
+            drop_labels(y, cfg.label_drop, noise=u.to(y.device)))
 
 
 def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:

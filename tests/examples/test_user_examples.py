@@ -46,11 +46,28 @@ def test_custom_flow_2d_learns_the_moons() -> None:
 
 
 def test_conditional_sampling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reported agreement of each guidance weight is the digits classifier's agreement with the
+    labels of the rows (row c is class c) on exactly the samples the script saved."""
     monkeypatch.setenv(fid.CACHE_ENV, str(tmp_path / "cache"))
-    agreement = _load("conditional_sampling").main(["--quick", "--out", str(tmp_path), "--guidance", "0", "2",
-                                                    "--per-class", "2"])
-    assert set(agreement) == {0.0, 2.0} and all(0 <= a <= 1 for a in agreement.values())
+    example = _load("conditional_sampling")
+    saved: dict[str, torch.Tensor] = {}
+
+    def save_grid(x: torch.Tensor, path: Path, **kwargs: object) -> Path:
+        saved[Path(path).name] = x.clone()
+        return example_save_grid(x, path, **kwargs)
+
+    example_save_grid = example.save_grid
+    monkeypatch.setattr(example, "save_grid", save_grid)
+    agreement = example.main(["--quick", "--out", str(tmp_path), "--guidance", "0", "2", "--per-class", "2"])
+    assert set(agreement) == {0.0, 2.0} and set(saved) == {"samples_w0.png", "samples_w2.png"}
     assert (tmp_path / "samples_w0.png").is_file() and (tmp_path / "samples_w2.png").is_file()
+    classifier = fid.FeatureExtractor.for_dataset("digits")  # the script's, from the cache
+    labels = torch.arange(10).repeat_interleave(2)
+    for w, file in ((0.0, "samples_w0.png"), (2.0, "samples_w2.png")):
+        x = saved[file]
+        assert x.shape == (20, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+        assert agreement[w] == (classifier.predict(x) == labels).double().mean().item()
+    assert (saved["samples_w2.png"] - saved["samples_w0.png"]).abs().max() > 1e-3  # guidance was applied
 
 
 def test_load_reference_checkpoint_quick(tmp_path: Path) -> None:

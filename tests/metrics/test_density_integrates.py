@@ -9,6 +9,9 @@ from flowkit import ActNorm, CausalAffine, EMADiagonalNormal, Flow, Permutation
 from flowkit.testing import randomize_parameters
 
 HALF_WIDTH, POINTS = 7.0, 201  # grid spacing 0.07 over [-7, 7]^2; samples stay within |x| < 6.1
+# Measured |mass - 1|: 3.3e-6 (nvp), 5e-8 (vp), 3e-8 (conditional), the same on grids of 101 and 401
+# points: it is the mass outside the square, not the quadrature error. A wrong log-det term is far larger.
+MASS_TOL = 1e-5
 
 
 def flow_2d(affine: bool, num_classes: int, ema_prior: bool) -> Flow:
@@ -39,9 +42,9 @@ def test_density_integrates_to_one(affine: bool, num_classes: int, ema_prior: bo
     with torch.no_grad():
         for y in labels:
             mass = flow.log_prob(grid, y).exp().sum().item() * cell
-            assert abs(mass - 1) < 1e-2, f"label {None if y is None else int(y[0])}: integral {mass:.4f}"
+            assert abs(mass - 1) < MASS_TOL, f"label {None if y is None else int(y[0])}: integral {mass:.8f}"
         # The map is far from affine (else the test would only check a Gaussian): midpoints move.
-        p, q = torch.randn(2, 64, 2, 1, dtype=torch.float64)
+        p, q = torch.randn(2, 64, 2, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         y = None if num_classes == 0 else torch.zeros(64, dtype=torch.long)
         bend = flow((p + q) / 2, y)[0] - (flow(p, y)[0] + flow(q, y)[0]) / 2
         assert bend.abs().max() > 0.05
