@@ -1,7 +1,7 @@
 """Exactly invertible building blocks. Each returns ``(output, logdet)`` with a summed log-det."""
 
 from .actnorm import ActNorm
-from .base import Bijector, Chain, Inverse, propagate_shapes
+from .base import Bijector, Chain, ContextSpec, Inverse, propagate_shapes
 from .causal_affine import CausalAffine
 from .channel_coupling import ChannelCoupling
 from .patchify import Patchify
@@ -12,6 +12,7 @@ __all__ = [
     "Bijector",
     "CausalAffine",
     "Chain",
+    "ContextSpec",
     "ChannelCoupling",
     "Inverse",
     "Patchify",

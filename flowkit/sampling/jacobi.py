@@ -55,6 +55,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validation import positive_int
+
 __all__ = ["METHODS", "InverseMethod", "resolve_method", "auto_window", "default_tol", "solve_autoregressive"]
 
 METHODS: tuple[str, ...] = ("sequential", "jacobi", "gs_jacobi", "sliding_jacobi", "auto")
@@ -113,12 +115,6 @@ class InverseMethod:
     max_iter: int | None = None
     init: str = "zeros"
     cached: bool = True
-
-
-def _positive_int(value: object, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return value
 
 
 def auto_window(seq_len: int, rows: int, row_flops: int, device: torch.device | str = "cpu") -> int:
@@ -215,7 +211,7 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         raise ValueError(f"{owner}: tol must be a float > 0, got {tol!r}")
     max_iter = options.get("max_iter")
     if max_iter is not None:
-        _positive_int(max_iter, "max_iter", owner)
+        positive_int(max_iter, "max_iter", owner)
     init = options.get("init", "zeros")
     if init not in _INITS:
         raise ValueError(f"{owner}: init must be one of {_INITS}, got {init!r}")
@@ -226,12 +222,12 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         return InverseMethod("jacobi", None, "segment", tol, max_iter, init, cached=False)
     if method == "gs_jacobi":
         size = options.get("segment_size")
-        size = -(-(seq_len - 1) // 4) if size is None else _positive_int(size, "segment_size", owner)
+        size = -(-(seq_len - 1) // 4) if size is None else positive_int(size, "segment_size", owner)
         return InverseMethod("gs_jacobi", size, "segment", tol, max_iter, init)
     if method == "auto":
         return InverseMethod("auto", auto_window(seq_len, rows, row_flops, device), "prefix", tol, None, init)
     window = options.get("window")
-    window = None if window is None else _positive_int(window, "window", owner)
+    window = None if window is None else positive_int(window, "window", owner)
     return InverseMethod("sliding_jacobi", window, "prefix", tol, None, init)
 
 

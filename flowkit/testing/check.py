@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validation import finite_float, nonnegative_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_bijector", "randomize_parameters"]
@@ -31,6 +32,18 @@ def _jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Jacobian of ``f`` at one sample ``x`` (no batch axis) as an ``(out, in)`` matrix."""
     jac = torch.autograd.functional.jacobian(f, x, vectorize=True)
     return jac.reshape(f(x).numel(), x.numel())
+
+
+def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor, str]]:
+    """Contexts a conditional bijector must reject, for the kind of context it declares."""
+    bad = [(context[:-1], "a context of the wrong batch size")]
+    spec = b.context_spec
+    if spec is None or spec.kind == "labels":
+        bad += [(context.float(), "float labels"), (torch.full_like(context, 10**6), "out-of-range labels")]
+    else:
+        bad += [(context.long(), "an integer context vector"), (context.new_full(context.shape, float("nan")),
+                                                              "a non-finite context vector")]
+    return bad
 
 
 def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
@@ -75,6 +88,13 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     """
     if not isinstance(bijector, Bijector):
         raise TypeError(f"check_bijector: expected a flowkit Bijector, got {type(bijector).__name__}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"check_bijector: x must be a torch.Tensor, got {type(x).__name__}")
+    finite_float(atol, "atol", "check_bijector", low=0.0)
+    finite_float(rtol, "rtol", "check_bijector", low=0.0)
+    nonnegative_int(jacobian_samples, "jacobian_samples", "check_bijector")
+    if inverse_options is not None and not isinstance(inverse_options, dict):
+        raise TypeError(f"check_bijector: inverse_options must be a dict or None, got {type(inverse_options).__name__}")
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"check_bijector: x needs a batch of at least 2 samples, got shape {tuple(x.shape)}")
     opts = inverse_options or {}
@@ -160,8 +180,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
             y_other, _ = fwd(x, other)
             if torch.allclose(y_other, y):
                 _fail("context", "the output does not react to the context")
-            for bad, what in ((context.float(), "float labels"), (context[:-1], "a context of the wrong batch size"),
-                              (torch.full_like(context, 10**6), "out-of-range labels")):
+            for bad, what in _malformed_contexts(b, context):
                 try:
                     fwd(x, bad)
                 except (ValueError, TypeError):
