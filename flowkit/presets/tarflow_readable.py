@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+__all__ = ["ReadableTarFlow"]
+
 
 class Attention(nn.Module):
     """Pre-LayerNorm multi-head causal self-attention; during sampling it appends to a KV cache."""
@@ -38,6 +40,8 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """LayerNorm, then ``Linear(C, eC)``, GELU, ``Linear(eC, C)``."""
+
     def __init__(self, channels: int, expansion: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels)

@@ -14,7 +14,8 @@ Every method here walks the block left to right, keeping a **committed** prefix 
 whose keys/values sit in the KV cache) and iterating a **window** of estimates after it:
 
 ========================  ==========================================================================
-``"sequential"``          window of 1 token: one exact pass per token (the reference).
+``"sequential"``          window of 1 token: one exact pass per token (the reference,
+                          :func:`~flowkit.sampling.sequential.solve_sequential`).
 ``"jacobi"``              one window over the whole block, full forward passes (no cache).
 ``"gs_jacobi"``           Gauss--Seidel over segments of ``segment_size`` tokens, Jacobi inside each;
                           a segment is committed once converged (GS-Jacobi, arXiv 2505.12849).
@@ -56,6 +57,7 @@ import torch
 from torch import Tensor
 
 from .._validation import positive_int
+from .sequential import solve_sequential
 
 __all__ = ["METHODS", "InverseMethod", "resolve_method", "auto_window", "default_tol", "solve_autoregressive"]
 
@@ -286,6 +288,12 @@ def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
     """
     n = z.shape[1]
     span = max(1, n - 1 if method.window is None else min(method.window, n - 1))
+    if span == 1 and method.cached:  # one token per pass: the exact sequential inverse
+        x, aux = solve_sequential(z, update)
+        if stats is not None:
+            stats.setdefault("blocks", []).append(dict(method=method.name, window=1, passes=n - 1, tokens=n - 1,
+                                                       seq_len=n, converged=True, residual=0.0))
+        return x, aux
     done, aux_done = [z[:, :1]], []
     c, e = 1, 1 + span  # targets [c, e) are iterated; tokens < c are committed
     estimate = _initial(z[:, c:e], method.init) if span > 1 else None
