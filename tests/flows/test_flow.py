@@ -69,7 +69,7 @@ def test_state_dict_and_deepcopy_keep_log_prob(tmp_path) -> None:
     model.base.update(torch.rand(8, 4, 4) * 3)
     x = torch.rand(3, 1, 4, 4)
     torch.save(model.state_dict(), tmp_path / "m.pt")
-    fresh = TarFlow(**model.config)
+    fresh = TarFlow.from_config(model.config)
     fresh.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
     assert torch.equal(fresh.log_prob(x), model.log_prob(x))
     assert torch.equal(copy.deepcopy(model).log_prob(x), model.log_prob(x))
