@@ -204,6 +204,11 @@ class ValueChecks:
         self.flags: list[Tensor] = []
         self.errors: list[Callable[[], Exception]] = []
 
+    @property
+    def active(self) -> bool:
+        """Whether value checks are on; callers skip computing flags when they are not."""
+        return _ENABLED
+
     def add(self, ok: Tensor, error: Callable[[], Exception]) -> None:
         """Record the boolean scalar ``ok`` and how to explain it being ``False``."""
         if _ENABLED:
@@ -214,11 +219,12 @@ class ValueChecks:
         """Read every flag (one synchronisation) and raise the first failure's error."""
         if not self.flags:
             return
-        flags = self.flags[0] if len(self.flags) == 1 else torch.stack([f.to(self.flags[0].device)
-                                                                        for f in self.flags])
-        if bool(flags.all()):
+        ok = self.flags[0]
+        for flag in self.flags[1:]:
+            ok = ok & flag.to(ok.device)
+        if bool(ok):  # the one synchronisation
             return
-        values = flags.reshape(-1).tolist()
+        values = [bool(f) for f in self.flags]  # an error is on its way: extra reads are fine
         raise self.errors[values.index(False)]()
 
 
@@ -275,7 +281,8 @@ def check_tensor(
     elif x.dim() == 0:
         raise ValueError(f"{where}{name} must have a batch axis, got a scalar tensor")
     own = ValueChecks() if checks is None else checks
-    own.add(torch.isfinite(x).all(), _nonfinite_error(x, name, owner))
+    if own.active:
+        own.add(torch.isfinite(x).all(), _nonfinite_error(x, name, owner))
     if checks is None:
         own.settle()
     return x
@@ -408,7 +415,8 @@ def check_context(context: object, spec: ContextSpec | None, conditional: bool, 
             raise TypeError(f"{where}context has dtype {context.dtype} but the parameters are {reference.dtype}")
         if tuple(context.shape) != (batch, spec.size):
             raise ValueError(f"{where}context must have shape ({batch}, {spec.size}), got {_fmt(tuple(context.shape))}")
-        own.add(torch.isfinite(context).all(), _nonfinite_error(context, "context", owner))
+        if own.active:
+            own.add(torch.isfinite(context).all(), _nonfinite_error(context, "context", owner))
     if checks is None:
         own.settle()
 
@@ -446,7 +454,8 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
                           f"got values in [{lo}, {hi}]")
 
     own = ValueChecks() if checks is None else checks
-    own.add(((context >= -1) & (context < num_classes)).all(), error)
+    if own.active:
+        own.add(((context >= -1) & (context < num_classes)).all(), error)
     if checks is None:
         own.settle()
     return context

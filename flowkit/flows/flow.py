@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -52,7 +52,7 @@ class Flow(nn.Module):
     def __init__(self, bijectors: Sequence[Bijector], base: nn.Module | None = None,
                  event_shape: Sequence[int] | None = None) -> None:
         super().__init__()
-        if isinstance(bijectors, Bijector) or not isinstance(bijectors, Sequence):
+        if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
             raise TypeError(f"Flow: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
         bijectors = list(bijectors)
         if not bijectors:
