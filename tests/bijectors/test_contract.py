@@ -163,3 +163,18 @@ def test_generated_overflow_is_reported_and_the_batch_kept(monkeypatch: pytest.M
 def test_constructor_arguments(build: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         build()  # type: ignore[operator]
+
+
+def test_a_chain_gives_each_part_the_options_it_takes() -> None:
+    from flowkit import ChannelCoupling
+
+    torch.manual_seed(0)
+    chain = randomize_parameters(Chain([CausalAffine(dim=2, seq_len=3, channels=32, num_layers=1, head_dim=16),
+                                        ChannelCoupling(dim=2, seq_len=3, channels=32, num_layers=1, head_dim=16)]))
+    stats: dict = {}
+    z = torch.randn(2, 3, 2)
+    x, _ = chain.inverse(z, method="jacobi", tol=1e-7, stats=stats)  # tol and stats reach the CausalAffine only
+    assert [record["method"] for record in stats["blocks"]] == ["jacobi"]
+    torch.testing.assert_close(x, chain.inverse(z, method="sequential")[0], atol=1e-5, rtol=0)
+    with pytest.raises(TypeError, match="ChannelCoupling.inverse takes no sampling option 'tol'"):
+        chain[1].inverse(z, tol=1e-7)
