@@ -89,7 +89,7 @@ def main() -> None:
                   ["variant", "best ms / step", "median speed vs plain", "range over rounds"])
     table.header()
     for name, times in rounds.items():
-        ratios = sorted(p / t for p, t in zip(rounds["plain"], times))
+        ratios = sorted(p / t for p, t in zip(rounds["plain"], times, strict=True))
         table.add(name, min(times) * 1e3, statistics.median(ratios), f"{ratios[0]:.2f}-{ratios[-1]:.2f}")
     profile = profile_table(steps["flowkit"]) if args.profile else None
     finish(args, "flowkit against a plain reference-style TarFlow", [table],

@@ -272,7 +272,7 @@ def check_tensor(
     if not x.dtype.is_floating_point:
         raise TypeError(f"{where}{name} must be a floating-point tensor, got dtype {x.dtype}")
     if event_shape is not None:
-        ok = x.dim() == len(event_shape) + 1 and all(e is None or e == s for e, s in zip(event_shape, x.shape[1:]))
+        ok = x.dim() == len(event_shape) + 1 and all(e is None or e == s for e, s in zip(event_shape, x.shape[1:], strict=True))
         if not ok:
             raise ValueError(f"{where}{name} must have shape {_fmt(('B', *event_shape))}, got {_fmt(tuple(x.shape))}")
     elif event_ndim is not None and x.dim() != event_ndim + 1:
@@ -297,7 +297,7 @@ def check_input(x: object, name: str, owner: str, reference: Tensor | None,
         >>> check_input(torch.zeros(2, 3, dtype=torch.float64), "x", "Demo", torch.zeros(1))
         Traceback (most recent call last):
         ...
-        TypeError: Demo: x has dtype torch.float64 but the parameters are torch.float32; convert one of them (x.to(torch.float32) or module.to(torch.float64))
+        TypeError: Demo: x has dtype torch.float64 but the parameters are torch.float32; convert one of them ...
     """
     x = check_tensor(x, name, event_shape, event_ndim=event_ndim, owner=owner, checks=checks)
     if reference is not None:
@@ -405,7 +405,8 @@ def check_context(context: object, spec: ContextSpec | None, conditional: bool, 
     own = ValueChecks() if checks is None else checks
     if spec is None:
         if context.dim() == 0 or context.shape[0] != batch:
-            raise ValueError(f"{where}context must have a leading batch axis of {batch}, got {_fmt(tuple(context.shape))}")
+            raise ValueError(f"{where}context must have a leading batch axis of {batch}, "
+                             f"got {_fmt(tuple(context.shape))}")
     elif spec.kind == "labels":
         check_labels(context, batch, spec.size, owner=owner, checks=own)
     else:

@@ -98,11 +98,11 @@ def _reference_state(**changes: object) -> tuple[dict, dict]:
      "denoise: flow must be a flowkit Flow"),
     (lambda: TarFlow.from_ml_tarflow(_reference_state()[0], **(_reference_state()[1] | {"img_size": "abc"})),
      TypeError, "from_ml_tarflow: img_size must be a positive int, got str 'abc'"),
-    (lambda: TarFlow.from_ml_tarflow(_reference_state(**{"blocks.0.proj_in.weight": torch.full((32, 4), float("nan"))})[0],
-                                     **_reference_state()[1]),
+    (lambda: TarFlow.from_ml_tarflow(
+        _reference_state(**{"blocks.0.proj_in.weight": torch.full((32, 4), float("nan"))})[0], **_reference_state()[1]),
      ValueError, r"'blocks.0.proj_in.weight' has 128 non-finite value\(s\)"),
-    (lambda: TarFlow.from_ml_tarflow(_reference_state(**{"blocks.0.proj_in.bias": torch.zeros(32, dtype=torch.long)})[0],
-                                     **_reference_state()[1]),
+    (lambda: TarFlow.from_ml_tarflow(
+        _reference_state(**{"blocks.0.proj_in.bias": torch.zeros(32, dtype=torch.long)})[0], **_reference_state()[1]),
      TypeError, "'blocks.0.proj_in.bias' must be a floating-point tensor, got dtype torch.int64"),
     (lambda: Flow([Patchify(2)], event_shape=(1, 4, "4")), TypeError, r"Flow: event_shape\[2\] must be a positive int"),
     (lambda: CausalAffine(dim=2, seq_len=2, channels=48, num_layers=1, head_dim=32), ValueError,

@@ -13,9 +13,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import (ContextSpec, ValueChecks, check_context, check_input, first_reference,
-                           merge_context_specs, validation_enabled)
-from ..sampling.options import SAMPLING_OPTION_NAMES, check_sampling_options
+from .._validation import (
+    ContextSpec,
+    ValueChecks,
+    check_context,
+    check_input,
+    first_reference,
+    merge_context_specs,
+    validation_enabled,
+)
+from ..sampling.options import check_sampling_options
 
 __all__ = ["Bijector", "Inverse", "Chain", "ContextSpec", "Shape", "propagate_shapes", "nested_calls",
            "report_nonfinite"]

@@ -9,7 +9,7 @@ from .._validation import ContextSpec, boolean, choice, nonnegative_int, positiv
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS
-from ._affine import affine_generate, logdet_of, affine_normalize, guided_inputs, split_params
+from ._affine import affine_generate, affine_normalize, guided_inputs, logdet_of, split_params
 from .base import Bijector
 
 __all__ = ["ChannelCoupling"]

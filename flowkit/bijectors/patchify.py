@@ -50,7 +50,7 @@ class Patchify(Bijector):
             sizes = (img_size, img_size) if isinstance(img_size, int) and not isinstance(img_size, bool) else img_size
             if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
                 raise TypeError(f"Patchify: img_size must be an int or a pair (H, W), got {img_size!r}")
-            img_size = (positive_int(sizes[0], "img_size[0]", "Patchify"), positive_int(sizes[1], "img_size[1]", "Patchify"))
+            img_size = tuple(positive_int(s, f"img_size[{i}]", "Patchify") for i, s in enumerate(sizes))
         self.img_size = img_size
         self.in_channels = None if in_channels is None else positive_int(in_channels, "in_channels", "Patchify")
         if self.img_size is not None and in_channels is not None:

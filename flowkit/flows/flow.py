@@ -9,10 +9,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import (ContextSpec, ValueChecks, boolean, check_context, check_input, finite_float,
-                           first_reference, positive_int)
-from ..bijectors.base import (Bijector, Shape, _skip_checks, chain_forward, chain_inverse, composition_flags,
-                              nested_calls, propagate_shapes, report_nonfinite)
+from .._validation import (
+    ContextSpec,
+    ValueChecks,
+    boolean,
+    check_context,
+    check_input,
+    finite_float,
+    first_reference,
+    positive_int,
+)
+from ..bijectors.base import (
+    Bijector,
+    Shape,
+    _skip_checks,
+    chain_forward,
+    chain_inverse,
+    composition_flags,
+    nested_calls,
+    propagate_shapes,
+    report_nonfinite,
+)
 from ..sampling.options import check_sampling_options
 from .base import StandardNormal
 from .distribution import FlowDistribution

@@ -119,7 +119,7 @@ class Block(nn.Module):
         xs, logdet = [z[:, :1]], z.new_zeros(z.shape[0])
         for i in range(z.shape[1] - 1):
             h = self.embed(xs[-1], y, pos[i:i + 1])
-            for layer, cache in zip(self.attn_blocks, caches):
+            for layer, cache in zip(self.attn_blocks, caches, strict=True):
                 h = layer(h, cache)
             a, b = self.params(self.proj_out(h))
             xs.append(z[:, i + 1:i + 2] * torch.exp(a) + b)
