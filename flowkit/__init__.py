@@ -5,14 +5,15 @@ log-determinant is summed over the event dimensions (shape ``(B,)``).
 """
 
 from ._validation import set_validation, validating
-from .bijectors import ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, Inverse, Patchify, Permutation
+from .bijectors import (ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, ContextSpec, Inverse, Patchify,
+                        Permutation)
 from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
-from .presets import TarFlow
+from .presets import TarFlow, TarFlowConfig
+from .sampling import Guidance, SamplingOptions, denoise
 # General structures, element-wise maps and ready-made vector flows (the toolkit).
 from .bijectors import Coupling, Elementwise, FeaturePermutation, MaskedAutoregressive
 from .flows import MAF, NSF, RealNVP, SplineCoupling
 from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
-from .sampling import Guidance, denoise
 from . import metrics  # so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "CausalAffine",
     "Chain",
     "ChannelCoupling",
+    "ContextSpec",
     "EMADiagonalNormal",
     "Flow",
     "FlowDistribution",
@@ -42,8 +44,10 @@ __all__ = [
     "Inverse",
     "Patchify",
     "Permutation",
+    "SamplingOptions",
     "StandardNormal",
     "TarFlow",
+    "TarFlowConfig",
     "denoise",
     "set_validation",
     "validating",

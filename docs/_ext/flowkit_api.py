@@ -49,8 +49,10 @@ GROUP_TITLES = {
     "_validation": "Input validation",
 }
 
-#: Members of ``nn.Module`` subclasses that say nothing about flowkit (their docstrings are torch's).
-EXCLUDED_MEMBERS = "extra_repr"
+#: Members of ``nn.Module`` subclasses that say nothing about flowkit (their docstrings are torch's), and
+#: ``num_classes``, which ``TrainConfig`` redeclares from ``TarFlowConfig`` with a ``None`` default: autodoc
+#: lists it a second time beside the entry of the docstring's "Attributes:" section.
+EXCLUDED_MEMBERS = "extra_repr, num_classes"
 
 
 def module_status(name: str) -> tuple[str, Any]:

@@ -11,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from flowkit import Bijector, Flow, Patchify, Permutation
-from flowkit._validation import check_tensor
 
 
 class MLPCoupling(Bijector):
@@ -51,14 +50,15 @@ class MLPCoupling(Bijector):
             raise ValueError(f"MLPCoupling({self.dim}) expects a last event axis of {self.dim}, got {tuple(shape)}")
         return tuple(shape)
 
+    inverse_shape = forward_shape  # the same shapes on the latent side
+
     def _params(self, kept: Tensor) -> tuple[Tensor, Tensor]:
         a, b = self.net(kept).chunk(2, dim=-1)
         return torch.tanh(a), b  # a bounded log-scale keeps exp(-a) well conditioned
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)  # unconditional: a context is an error, not silently ignored
-        check_tensor(x, "x", owner="MLPCoupling")  # floating, finite, with a batch axis
-        self.forward_shape(tuple(x.shape[1:]))
+        # The base class has checked x (type, dtype, device, shape via forward_shape, finiteness)
+        # and the context (none: this block is unconditional) before this runs.
         kept, changed = x[..., : self.half], x[..., self.half :]
         a, b = self._params(kept)
         z = (changed - b) * torch.exp(-a)
@@ -66,9 +66,6 @@ class MLPCoupling(Bijector):
         return torch.cat([kept, z], dim=-1), logdet
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        check_tensor(z, "z", owner="MLPCoupling.inverse")
-        self.forward_shape(tuple(z.shape[1:]))
         kept, changed = z[..., : self.half], z[..., self.half :]
         a, b = self._params(kept)  # the kept half is the same in x and z
         x = changed * torch.exp(a) + b

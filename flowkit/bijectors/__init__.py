@@ -2,7 +2,7 @@
 
 from .actnorm import ActNorm
 from .autoregressive import MaskedAutoregressive
-from .base import Bijector, Chain, Inverse, propagate_shapes
+from .base import Bijector, Chain, ContextSpec, Inverse, propagate_shapes
 from .causal_affine import CausalAffine
 from .channel_coupling import ChannelCoupling
 from .coupling import Coupling
@@ -16,6 +16,7 @@ __all__ = [
     "Bijector",
     "CausalAffine",
     "Chain",
+    "ContextSpec",
     "ChannelCoupling",
     "Coupling",
     "Elementwise",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_tensor
+from .._validation import finite_float, positive_int
 from .base import Bijector, Shape
 
 __all__ = ["ActNorm"]
@@ -15,7 +15,7 @@ class ActNorm(Bijector):
     r"""Per-feature affine map on the last axis, initialised from the first batch it sees.
 
     .. math::
-        y = (x - \mu)\, e^{-s}, \qquad x = y\, e^{s} + \mu, \qquad
+        z = (x - \mu)\, e^{-s}, \qquad x = z\, e^{s} + \mu, \qquad
         \log|\det J| = -M \textstyle\sum_d s_d
 
     where :math:`M` is the number of positions sharing the ``D`` features (e.g. ``N`` tokens).
@@ -32,15 +32,15 @@ class ActNorm(Bijector):
         >>> torch.manual_seed(0)
         <torch._C.Generator object at ...>
         >>> norm = ActNorm(3)
-        >>> y, logdet = norm(5 + 2 * torch.randn(256, 3))
-        >>> [round(v, 2) for v in y.std(0).tolist()], bool(norm.initialized)
+        >>> z, logdet = norm(5 + 2 * torch.randn(256, 3))
+        >>> [round(v, 2) for v in z.std(0).tolist()], bool(norm.initialized)
         ([1.0, 1.0, 1.0], True)
     """
 
     def __init__(self, num_features: int, eps: float = 1e-6) -> None:
         super().__init__()
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"ActNorm: num_features must be a positive int, got {num_features!r}")
+        positive_int(num_features, "num_features", "ActNorm")
+        finite_float(eps, "eps", "ActNorm", low=0.0, low_inclusive=False)
         self.loc = nn.Parameter(torch.zeros(num_features))
         self.log_scale = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("initialized", torch.tensor(False))
@@ -54,11 +54,11 @@ class ActNorm(Bijector):
             raise ValueError(f"ActNorm({self.num_features}) expects a last event axis of {self.num_features}, got {tuple(shape)}")
         return tuple(shape)
 
-    def _check(self, x: Tensor, name: str) -> int:
-        check_tensor(x, name, owner="ActNorm")
-        if x.dim() < 2:
-            raise ValueError(f"ActNorm: {name} must be (B, ..., {self.num_features}), got shape {tuple(x.shape)}")
-        self.forward_shape(tuple(x.shape[1:]))
+    def inverse_shape(self, shape: Shape) -> Shape:
+        return self.forward_shape(shape)
+
+    def _positions(self, x: Tensor) -> int:
+        """How many positions share the ``D`` features (the log-scale counts once per position)."""
         return x[0].numel() // self.num_features
 
     @torch.no_grad()
@@ -69,15 +69,12 @@ class ActNorm(Bijector):
         self.initialized.fill_(True)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        positions = self._check(x, "x")
+        positions = self._positions(x)
         if self.training and not bool(self.initialized):
             self._initialize(x)
-        y = (x - self.loc) * torch.exp(-self.log_scale)
-        return y, (-positions * self.log_scale.sum()).expand(x.shape[0]).to(x.dtype)
+        z = (x - self.loc) * torch.exp(-self.log_scale)
+        return z, (-positions * self.log_scale.sum()).expand(x.shape[0]).to(x.dtype)
 
-    def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        positions = self._check(y, "y")
-        x = y * torch.exp(self.log_scale) + self.loc
-        return x, (positions * self.log_scale.sum()).expand(y.shape[0]).to(y.dtype)
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = z * torch.exp(self.log_scale) + self.loc
+        return x, (self._positions(z) * self.log_scale.sum()).expand(z.shape[0]).to(z.dtype)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validation import check_tensor
+from .._validation import ContextSpec, boolean, nonnegative_int, positive_int
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS, Update, resolve_method, solve_autoregressive
@@ -79,22 +79,25 @@ class CausalAffine(Bijector):
     """
 
     causal = True
-    takes_sampling_options = True
     inverse_methods: tuple[str, ...] = METHODS
+    sampling_options = frozenset(("guidance", "guide_what", "attn_temp", "annealed_guidance", "method", "stats",
+                                  "tol", "max_iter", "init", "segment_size", "window"))
 
     def __init__(self, dim: int, seq_len: int, channels: int, num_layers: int, *, head_dim: int = 64,
                  expansion: int = 4, num_classes: int = 0, affine: bool = True) -> None:
         super().__init__()
-        for name, v in (("dim", dim), ("seq_len", seq_len), ("channels", channels), ("num_layers", num_layers)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"CausalAffine: {name} must be a positive int, got {v!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"CausalAffine: num_classes must be an int >= 0, got {num_classes!r}")
+        for name, v in (("dim", dim), ("seq_len", seq_len), ("channels", channels), ("num_layers", num_layers),
+                        ("head_dim", head_dim), ("expansion", expansion)):
+            positive_int(v, name, "CausalAffine")
+        nonnegative_int(num_classes, "num_classes", "CausalAffine")
+        boolean(affine, "affine", "CausalAffine")
+        if channels % head_dim:
+            raise ValueError(f"CausalAffine: channels ({channels}) must be a multiple of head_dim ({head_dim})")
         self.net = TransformerConditioner(dim, 2 * dim if affine else dim, seq_len, channels, num_layers,
                                           head_dim, expansion, num_classes)
         self.dim, self.seq_len, self.affine, self.num_classes = dim, seq_len, affine, num_classes
         self.event_shape = (seq_len, dim)
-        self.conditional = num_classes > 0
+        self.context_spec = ContextSpec.labels(num_classes) if num_classes else None
         self.volume_preserving = not affine
 
     def extra_repr(self) -> str:
@@ -107,8 +110,7 @@ class CausalAffine(Bijector):
         return split_params(p, self.affine)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_tensor(x, "x", self.event_shape, owner="CausalAffine")
-        cond = self.net.embed_context(context, x.shape[0], owner="CausalAffine")
+        cond = self.net.embed_context(context, x.shape[0])
         a, b = self.params(x, cond)
         return affine_normalize(x, a, b)
 
@@ -131,13 +133,10 @@ class CausalAffine(Bijector):
         Returns:
             ``x`` ``(B, N, D)`` and the log-det of the inverse map ``sum(a)``, ``(B,)``.
         """
-        check_tensor(z, "z", self.event_shape, owner="CausalAffine.inverse")
         g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
         spec = resolve_method(method, method_options, z.dtype, self.seq_len, rows=z.shape[0] * (2 if g.active else 1),
                               row_flops=self.net.row_flops(), device=z.device, owner="CausalAffine.inverse")
-        if stats is not None and not isinstance(stats, dict):
-            raise TypeError(f"CausalAffine.inverse: stats must be a dict or None, got {type(stats).__name__}")
-        cond = self.net.embed_context(context, z.shape[0], owner="CausalAffine.inverse")
+        cond = self.net.embed_context(context, z.shape[0])
         x, a = solve_autoregressive(z, self._update_fn(z, cond, g, spec.cached), spec, stats)
         return x, logdet_of(a, z.dtype)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from .._validation import check_tensor
+from .._validation import ContextSpec, boolean, choice, nonnegative_int, positive_int
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
-from ..sampling.jacobi import resolve_method
-from ._affine import affine_generate, logdet_of, affine_normalize, guided_inputs, split_params
+from ..sampling.jacobi import METHODS
+from ._affine import affine_generate, affine_normalize, guided_inputs, logdet_of, split_params
 from .base import Bijector
 
 __all__ = ["ChannelCoupling"]
@@ -55,17 +53,20 @@ class ChannelCoupling(Bijector):
         (True, True)
     """
 
-    takes_sampling_options = True
 
     def __init__(self, dim: int, seq_len: int, channels: int, num_layers: int, *, parity: int = 0,
                  head_dim: int = 64, expansion: int = 4, num_classes: int = 0, affine: bool = True) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 2:
+        for name, v in (("dim", dim), ("seq_len", seq_len), ("channels", channels), ("num_layers", num_layers),
+                        ("head_dim", head_dim), ("expansion", expansion)):
+            positive_int(v, name, "ChannelCoupling")
+        if dim < 2:
             raise ValueError(f"ChannelCoupling: dim must be an int >= 2 to split in halves, got {dim!r}")
-        if parity not in (0, 1):
-            raise ValueError(f"ChannelCoupling: parity must be 0 or 1, got {parity!r}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"ChannelCoupling: num_classes must be an int >= 0, got {num_classes!r}")
+        choice(parity, "parity", (0, 1), "ChannelCoupling")
+        nonnegative_int(num_classes, "num_classes", "ChannelCoupling")
+        boolean(affine, "affine", "ChannelCoupling")
+        if channels % head_dim:
+            raise ValueError(f"ChannelCoupling: channels ({channels}) must be a multiple of head_dim ({head_dim})")
         half = dim // 2
         self.cond_slice = slice(0, half) if parity == 0 else slice(half, dim)
         self.trans_slice = slice(half, dim) if parity == 0 else slice(0, half)
@@ -74,7 +75,7 @@ class ChannelCoupling(Bijector):
                                           num_layers, head_dim, expansion, num_classes)
         self.dim, self.seq_len, self.parity, self.affine, self.num_classes = dim, seq_len, parity, affine, num_classes
         self.event_shape = (seq_len, dim)
-        self.conditional = num_classes > 0
+        self.context_spec = ContextSpec.labels(num_classes) if num_classes else None
         self.volume_preserving = not affine
 
     def extra_repr(self) -> str:
@@ -85,24 +86,23 @@ class ChannelCoupling(Bijector):
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_tensor(x, "x", self.event_shape, owner="ChannelCoupling")
-        cond = self.net.embed_context(context, x.shape[0], owner="ChannelCoupling")
+        cond = self.net.embed_context(context, x.shape[0])
         kept, changed = x[..., self.cond_slice], x[..., self.trans_slice]
         a, b = split_params(self.net(kept, cond, causal=False), self.affine)
         z, logdet = affine_normalize(changed, a, b)
         return self._merge(kept, z), logdet
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None, guidance: float = 0.0, guide_what: str = "ab",
-                attn_temp: float = 1.0, annealed_guidance: bool = False, method: str | None = None,
-                stats: dict[str, Any] | None = None, **method_options: Any) -> tuple[Tensor, Tensor]:
-        # `method` (with its options and `stats`) is accepted so a flow can pass one sampler choice to
-        # every block; it is checked, then ignored: the coupling inverse is already one exact parallel pass.
-        check_tensor(z, "z", self.event_shape, owner="ChannelCoupling.inverse")
-        if method is not None or method_options:
-            resolve_method(method or "auto", method_options, z.dtype, self.seq_len, owner="ChannelCoupling.inverse")
+                attn_temp: float = 1.0, annealed_guidance: bool = False,
+                method: str | None = None) -> tuple[Tensor, Tensor]:
+        # `method` is accepted so that one sampler choice can be passed to a whole flow; it is checked,
+        # then ignored: the coupling inverse is already one exact parallel pass. (Method options such
+        # as `tol` and `stats` concern iterative solvers, so this block does not take them.)
+        if method is not None:
+            choice(method, "method", METHODS, "ChannelCoupling.inverse")
         g = Guidance(guidance, guide_what, attn_temp, annealed_guidance)
         batch = z.shape[0]
-        cond = self.net.embed_context(context, batch, owner="ChannelCoupling.inverse")
+        cond = self.net.embed_context(context, batch)
         kept, changed = z[..., self.cond_slice], z[..., self.trans_slice]
         cond, q_scale = guided_inputs(self.net, cond, batch, g, z)
         inp = torch.cat([kept, kept]) if g.active else kept

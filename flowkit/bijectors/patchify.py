@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._validation import check_tensor
+from .._validation import positive_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Patchify"]
@@ -30,27 +30,29 @@ class Patchify(Bijector):
     Examples:
         >>> import torch
         >>> x = torch.arange(2 * 3 * 4 * 4.0).reshape(2, 3, 4, 4)
-        >>> y, logdet = Patchify(2)(x)
-        >>> tuple(y.shape), logdet.tolist()
+        >>> z, logdet = Patchify(2)(x)
+        >>> tuple(z.shape), logdet.tolist()
         ((2, 4, 12), [0.0, 0.0])
-        >>> torch.equal(y, torch.nn.functional.unfold(x, 2, stride=2).transpose(1, 2))
+        >>> torch.equal(z, torch.nn.functional.unfold(x, 2, stride=2).transpose(1, 2))
         True
-        >>> torch.equal(Patchify(2).inverse(y)[0], x)
+        >>> torch.equal(Patchify(2).inverse(z)[0], x)
         True
     """
 
     volume_preserving = True
+    event_ndim = 3
 
     def __init__(self, patch_size: int, img_size: int | tuple[int, int] | None = None,
                  in_channels: int | None = None) -> None:
         super().__init__()
-        if not isinstance(patch_size, int) or patch_size < 1:
-            raise ValueError(f"Patchify: patch_size must be a positive int, got {patch_size!r}")
-        self.patch_size = patch_size
-        if isinstance(img_size, int):
-            img_size = (img_size, img_size)
-        self.img_size = tuple(img_size) if img_size is not None else None
-        self.in_channels = in_channels
+        self.patch_size = positive_int(patch_size, "patch_size", "Patchify")
+        if img_size is not None:
+            sizes = (img_size, img_size) if isinstance(img_size, int) and not isinstance(img_size, bool) else img_size
+            if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
+                raise TypeError(f"Patchify: img_size must be an int or a pair (H, W), got {img_size!r}")
+            img_size = tuple(positive_int(s, f"img_size[{i}]", "Patchify") for i, s in enumerate(sizes))
+        self.img_size = img_size
+        self.in_channels = None if in_channels is None else positive_int(in_channels, "in_channels", "Patchify")
         if self.img_size is not None and in_channels is not None:
             self.event_shape = (in_channels, *self.img_size)
             self.forward_shape(self.event_shape)
@@ -90,21 +92,16 @@ class Patchify(Bijector):
         return c, side * p, side * p
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        check_tensor(x, "x", event_ndim=3, owner="Patchify")
-        self.forward_shape(tuple(x.shape[1:]))
         b, c, h, w = x.shape
         p = self.patch_size
-        y = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
-        return y, zeros_logdet(x)
+        z = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        return z, zeros_logdet(x)
 
-    def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        check_tensor(y, "y", event_ndim=2, owner="Patchify.inverse")
-        c, h, w = self._image_shape(tuple(y.shape[1:]))
-        b, p = y.shape[0], self.patch_size
-        x = y.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
-        return x, zeros_logdet(y)
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        c, h, w = self._image_shape(tuple(z.shape[1:]))
+        b, p = z.shape[0], self.patch_size
+        x = z.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+        return x, zeros_logdet(z)
 
     def extra_repr(self) -> str:
         return f"patch_size={self.patch_size}"

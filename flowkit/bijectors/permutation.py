@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import Tensor
 
-from .._validation import check_tensor
+from .._validation import choice, nonnegative_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Permutation"]
 
+_KINDS = ("explicit", "identity", "reverse", "random")
+
+
+def _as_index(perm: Sequence[int] | Tensor) -> Tensor:
+    """``perm`` as a 1-d long tensor, refusing anything that is not a sequence of integers."""
+    if isinstance(perm, Tensor):
+        if perm.dtype.is_floating_point or perm.dtype == torch.bool or perm.is_complex():
+            raise TypeError(f"Permutation: perm must hold integers, got a tensor of dtype {perm.dtype}")
+        index = perm.detach().to("cpu", torch.long)
+    else:
+        if isinstance(perm, (str, bytes)) or not isinstance(perm, Sequence):
+            raise TypeError(f"Permutation: perm must be a sequence of ints, got {type(perm).__name__}")
+        bad = [v for v in perm if not isinstance(v, Integral) or isinstance(v, bool)]
+        if bad:
+            raise TypeError(f"Permutation: perm must hold ints, got {bad[0]!r} ({type(bad[0]).__name__})")
+        index = torch.tensor([int(v) for v in perm], dtype=torch.long)
+    if index.dim() != 1:
+        raise ValueError(f"Permutation: perm must be one-dimensional, got shape {tuple(index.shape)}")
+    return index
+
 
 class Permutation(Bijector):
-    r"""Reorder the tokens of a ``(B, N, D)`` sequence: ``y[:, i] = x[:, perm[i]]``.
+    r"""Reorder the tokens of a ``(B, N, D)`` sequence: ``z[:, i] = x[:, perm[i]]``.
 
-    .. math:: y_i = x_{\pi(i)}, \qquad x_j = y_{\pi^{-1}(j)}, \qquad \log|\det J| = 0.
+    .. math:: z_i = x_{\pi(i)}, \qquad x_j = z_{\pi^{-1}(j)}, \qquad \log|\det J| = 0.
 
     Autoregressive blocks see tokens in one order only; alternating orders between blocks lets
     every token condition on every other one across the stack.
@@ -36,18 +57,29 @@ class Permutation(Bijector):
     """
 
     volume_preserving = True
+    event_ndim = 2
 
     def __init__(self, perm: Sequence[int] | Tensor | None = None, *, kind: str = "explicit",
                  seq_len: int | None = None) -> None:
         super().__init__()
-        self.kind = kind
-        if perm is None:  # identity / reverse work for any length unless seq_len pins one
+        self.kind = choice(kind, "kind", _KINDS, "Permutation")
+        if seq_len is not None:
+            nonnegative_int(seq_len, "seq_len", "Permutation")
+        if perm is None:
+            if kind in ("explicit", "random"):
+                raise ValueError(f"Permutation: kind={kind!r} needs perm (use Permutation.random(seq_len) for a "
+                                 "random order)")
+            # identity / reverse work for any length unless seq_len pins one
             index = torch.arange(seq_len) if seq_len is not None else torch.empty(0, dtype=torch.long)
             if kind == "reverse" and seq_len is not None:
                 index = index.flip(0)
         else:
-            index = torch.as_tensor(perm, dtype=torch.long).flatten()
+            if kind in ("identity", "reverse"):
+                raise ValueError(f"Permutation: kind={kind!r} takes no perm (use Permutation.{kind}(seq_len))")
+            index = _as_index(perm)
             n = index.numel()
+            if seq_len is not None and seq_len != n:
+                raise ValueError(f"Permutation: perm has {n} entries but seq_len={seq_len}")
             if not torch.equal(index.sort().values, torch.arange(n)):
                 raise ValueError(f"Permutation: perm must be a permutation of range({n}), got {index.tolist()}")
             seq_len = n
@@ -68,6 +100,9 @@ class Permutation(Bijector):
     @classmethod
     def random(cls, seq_len: int, seed: int = 0) -> Permutation:
         """A random order drawn from a generator seeded with ``seed`` (reproducible)."""
+        nonnegative_int(seq_len, "seq_len", "Permutation.random")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"Permutation.random: seed must be an int, got {type(seed).__name__} {seed!r}")
         g = torch.Generator().manual_seed(seed)
         return cls(torch.randperm(seq_len, generator=g), kind="random")
 
@@ -78,24 +113,23 @@ class Permutation(Bijector):
             raise ValueError(f"Permutation of {self.seq_len} tokens got a sequence of {shape[0]}")
         return tuple(shape)
 
-    def _permute(self, x: Tensor, name: str, inverse: bool) -> tuple[Tensor, Tensor]:
-        check_tensor(x, name, event_ndim=2, owner=type(self).__name__)
-        self.forward_shape(tuple(x.shape[1:]))
+    def inverse_shape(self, shape: Shape) -> Shape:
+        return self.forward_shape(shape)
+
+    def _permute(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         if self.kind == "identity":
-            y = x
+            out = x
         elif self.kind == "reverse":
-            y = x.flip(1)
+            out = x.flip(1)
         else:
-            y = x[:, self.inverse_perm if inverse else self.perm]
-        return y, zeros_logdet(x)
+            out = x[:, self.inverse_perm if inverse else self.perm]
+        return out, zeros_logdet(x)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        return self._permute(x, "x", inverse=False)
+        return self._permute(x, inverse=False)
 
-    def inverse(self, y: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_context(context)
-        return self._permute(y, "y", inverse=True)
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._permute(z, inverse=True)
 
     def permute_rows(self, t: Tensor) -> Tensor:
         """Apply the forward order to the first axis of ``t`` (e.g. a positional table)."""

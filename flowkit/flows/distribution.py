@@ -51,7 +51,7 @@ class FlowDistribution(Distribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         n = math.prod(shape)
         context = None if self.context is None else self.context.expand(shape).reshape(-1)
-        x = self.flow.sample(n, context=context, **self.options)
+        x = self.flow.sample(n, context=context, grad=True, **self.options)
         return x.reshape(*shape, *self.event_shape)
 
     def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:

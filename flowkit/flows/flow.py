@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_tensor
-from ..bijectors.base import Bijector, Shape, chain_forward, chain_inverse, propagate_shapes
+from .._validation import (
+    ContextSpec,
+    ValueChecks,
+    boolean,
+    check_context,
+    check_input,
+    finite_float,
+    first_reference,
+    positive_int,
+)
+from ..bijectors.base import (
+    Bijector,
+    Shape,
+    _skip_checks,
+    chain_forward,
+    chain_inverse,
+    composition_flags,
+    nested_calls,
+    propagate_shapes,
+    report_nonfinite,
+)
+from ..sampling.options import check_sampling_options
 from .base import StandardNormal
 from .distribution import FlowDistribution
 
@@ -49,12 +69,18 @@ class Flow(nn.Module):
     def __init__(self, bijectors: Sequence[Bijector], base: nn.Module | None = None,
                  event_shape: Sequence[int] | None = None) -> None:
         super().__init__()
+        if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
+            raise TypeError(f"Flow: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
         bijectors = list(bijectors)
         if not bijectors:
             raise ValueError("Flow needs at least one bijector")
         for i, b in enumerate(bijectors):
             if not isinstance(b, Bijector):
                 raise TypeError(f"Flow: bijectors[{i}] must be a flowkit Bijector, got {type(b).__name__}")
+        if event_shape is not None:
+            if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
+                raise TypeError(f"Flow: event_shape must be a tuple of ints, got {type(event_shape).__name__}")
+            event_shape = tuple(positive_int(s, f"event_shape[{i}]", "Flow") for i, s in enumerate(event_shape))
         if event_shape is None and bijectors[0].event_shape is not None:
             event_shape = bijectors[0].event_shape
         latent = propagate_shapes(bijectors, None if event_shape is None else tuple(event_shape))
@@ -69,18 +95,45 @@ class Flow(nn.Module):
         if latent is not None and base_shape is not None and tuple(base_shape) != latent:
             raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over {tuple(base_shape)}")
         self.base = base
-        self.conditional = any(b.conditional for b in bijectors)
+        flags = composition_flags(bijectors, "Flow")
+        self.conditional: bool = flags["conditional"]
+        self.context_spec: ContextSpec | None = flags["context_spec"]
+        self.sampling_options: frozenset[str] = flags["sampling_options"]
+        self.inverse_methods: tuple[str, ...] = flags["inverse_methods"]
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _reference(self) -> Tensor | None:
+        ref = first_reference(self.parameters())
+        return ref if ref is not None else first_reference(self.buffers())
+
+    def _check_inputs(self, owner: str, z_or_x: tuple[str, Tensor, Shape | None] | None, context: object,
+                      options: dict[str, Any] | None, batch: int | None = None) -> None:
+        """The checks of a top-level call, as :class:`~flowkit.Bijector` makes them (one sync at most)."""
+        ref = self._reference()
+        checks = ValueChecks()
+        if z_or_x is not None:
+            name, value, shape = z_or_x
+            batch = check_input(value, name, owner, ref, shape, None, checks).shape[0]
+        assert batch is not None
+        check_context(context, self.context_spec, self.conditional, batch, owner, ref, checks)
+        if options is not None:
+            check_sampling_options(options, self.sampling_options, owner)
+            method = options.get("method")
+            if method is not None and self.inverse_methods and method not in self.inverse_methods:
+                raise ValueError(f"{owner}: method must be one of {self.inverse_methods}, got {method!r}")
+        checks.settle()
 
     # -- normalizing direction ---------------------------------------------------------------
-    def _check_context(self, context: Tensor | None) -> None:
-        if context is not None and not self.conditional:
-            raise ValueError(f"{type(self).__name__} is unconditional (no conditional bijector) but a context was given")
-
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Map data to latent: ``(z, logdet)`` with the summed log-det of shape ``(B,)``."""
-        check_tensor(x, "x", self.event_shape, owner=type(self).__name__)
-        self._check_context(context)
-        return chain_forward(self.bijectors, x, context)
+        """Map data to latent: ``(z, logdet)`` with the summed log-det of shape ``(B,)``.
+
+        The inputs are checked once here (see :class:`~flowkit.Bijector`); the blocks skip their checks.
+        """
+        if _skip_checks():
+            return chain_forward(self.bijectors, x, context)
+        self._check_inputs(type(self).__name__, ("x", x, self.event_shape), context, None)
+        with nested_calls():
+            return chain_forward(self.bijectors, x, context)
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Log-density of ``x`` in nats, shape ``(B,)`` (summed over all dimensions)."""
@@ -88,58 +141,82 @@ class Flow(nn.Module):
         return self.base.log_prob(z) + logdet
 
     # -- generating direction -----------------------------------------------------------------
-    def inverse(self, z: Tensor, context: Tensor | None = None, **options: Any) -> Tensor:
-        """Map latents to data (generation). ``options`` are the sampling options."""
-        return self._inverse(z, context, options)[0]
+    def inverse(self, z: Tensor, context: Tensor | None = None, *, grad: bool = False, **options: Any) -> Tensor:
+        """Map latents to data (generation).
 
-    def _inverse(self, z: Tensor, context: Tensor | None, options: dict[str, Any]) -> tuple[Tensor, Tensor]:
-        check_tensor(z, "z", self.latent_shape, owner=f"{type(self).__name__}.inverse")
-        self._check_context(context)
-        if options and not any(b.takes_sampling_options for b in self.bijectors):
-            raise TypeError(f"{type(self).__name__}.inverse: no bijector takes sampling options, got {sorted(options)}")
-        return chain_inverse(self.bijectors, z, context, options)
+        Args:
+            z: latents ``(B, *latent_shape)``.
+            context: as for :meth:`forward`.
+            grad: record the autograd graph (for gradients through generation, e.g. to
+                differentiate samples with respect to the parameters). By default generation runs
+                under :func:`torch.no_grad`, which keeps memory at the size of one pass instead of
+                a graph through every token of every block.
+            **options: the sampling options (:class:`~flowkit.sampling.SamplingOptions`).
+
+        Non-finite generated samples are kept and reported by a ``RuntimeWarning``.
+        """
+        return self._inverse(z, context, options, grad, f"{type(self).__name__}.inverse", check_z=True)[0]
+
+    def _inverse(self, z: Tensor, context: Tensor | None, options: dict[str, Any], grad: bool = False,
+                 owner: str = "", check_z: bool = True) -> tuple[Tensor, Tensor]:
+        """Checks, then the inverse of every block with its log-det; ``check_z=False`` for latents that
+        :meth:`sample` drew itself."""
+        owner = owner or f"{type(self).__name__}.inverse"
+        boolean(grad, "grad", owner)
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            if _skip_checks():
+                return chain_inverse(self.bijectors, z, context, options)
+            self._check_inputs(owner, ("z", z, self.latent_shape) if check_z else None, context, options,
+                               batch=z.shape[0])
+            with nested_calls():
+                x, logdet = chain_inverse(self.bijectors, z, context, options)
+        report_nonfinite(x, owner)
+        return x, logdet
 
     def _sample_latent(self, num_samples: int, context: Tensor | int | None, temperature: float,
-                       generator: torch.Generator | None) -> tuple[Tensor, Tensor | None]:
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+                       generator: torch.Generator | None, owner: str) -> tuple[Tensor, Tensor | None]:
+        positive_int(num_samples, "num_samples", owner)
+        finite_float(temperature, "temperature", owner, low=0.0)
         ref = next(self.parameters(), None)
         device = ref.device if ref is not None else None
         dtype = ref.dtype if ref is not None else None
-        if isinstance(context, int):
+        if isinstance(context, int) and not isinstance(context, bool):
             context = torch.full((num_samples,), context, dtype=torch.long, device=device)
         z = self.base.sample(num_samples, temperature=temperature, generator=generator, dtype=dtype, device=device)
         return z, context
 
     def sample(self, num_samples: int, context: Tensor | int | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None, **options: Any) -> Tensor:
+               generator: torch.Generator | None = None, *, grad: bool = False, **options: Any) -> Tensor:
         """Draw ``num_samples`` samples.
 
         Args:
             num_samples: how many.
             context: labels ``(num_samples,)``, one int label for all, or ``None``.
-            temperature: scales the standard deviation of the base noise.
+            temperature: scales the standard deviation of the base noise (finite, ``>= 0``).
             generator: for reproducible noise.
-            **options: sampling options (``guidance``, ``guide_what``, ``attn_temp``,
-                ``annealed_guidance``, ``method``).
+            grad: record the autograd graph through generation (off by default: see :meth:`inverse`).
+            **options: sampling options (:class:`~flowkit.sampling.SamplingOptions`: ``guidance``,
+                ``guide_what``, ``attn_temp``, ``annealed_guidance``, ``method``, ...).
         """
-        z, context = self._sample_latent(num_samples, context, temperature, generator)
-        return self.inverse(z, context, **options)
+        owner = f"{type(self).__name__}.sample"
+        z, context = self._sample_latent(num_samples, context, temperature, generator, owner)
+        return self._inverse(z, context, options, grad, owner, check_z=False)[0]
 
     def sample_and_log_prob(self, num_samples: int, context: Tensor | int | None = None, temperature: float = 1.0,
-                            generator: torch.Generator | None = None, **options: Any) -> tuple[Tensor, Tensor]:
+                            generator: torch.Generator | None = None, *, grad: bool = False,
+                            **options: Any) -> tuple[Tensor, Tensor]:
         r"""Samples and their log-density under the flow: :math:`\log p_{base}(z) - \log|\det \partial x/\partial z|`.
 
         With guidance the samples come from a different (guided) map, so their density under the
-        model is recomputed in the normalizing direction.
+        model is recomputed in the normalizing direction. No autograd graph unless ``grad=True``.
         """
-        z, context = self._sample_latent(num_samples, context, temperature, generator)
-        x, logdet_inv = self._inverse(z, context, options)
-        if options.get("guidance", 0):
-            return x, self.log_prob(x, context)
-        return x, self.base.log_prob(z) - logdet_inv
+        owner = f"{type(self).__name__}.sample_and_log_prob"
+        z, context = self._sample_latent(num_samples, context, temperature, generator, owner)
+        x, logdet_inv = self._inverse(z, context, options, grad, owner, check_z=False)
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            if options.get("guidance", 0):
+                return x, self.log_prob(x, context)
+            return x, self.base.log_prob(z) - logdet_inv
 
     def as_distribution(self, context: Tensor | None = None, **sampling_options: Any) -> FlowDistribution:
         """This flow as a :class:`torch.distributions.Distribution` (see :class:`FlowDistribution`)."""

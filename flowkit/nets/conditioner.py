@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_labels
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]
@@ -44,17 +43,19 @@ class TransformerConditioner(nn.Module):
         nn.init.zeros_(self.proj_out.bias)
         self.num_classes = num_classes
 
-    def embed_context(self, context: Tensor | None, batch: int, owner: str = "") -> Tensor | None:
+    def embed_context(self, context: Tensor | None, batch: int) -> Tensor | None:
         """Class embedding per sample, ``(B, 1, C)``, or the mean embedding ``(1, 1, C)``; ``None``
-        for an unconditional net."""
+        for an unconditional net.
+
+        The labels are not checked here: the bijector's base class checked them (shape, dtype,
+        device, range) when the call came in.
+        """
         if self.class_embed is None:
-            if context is not None:
-                raise ValueError(f"{owner}: the model is unconditional (num_classes=0) but a context was given")
             return None
         mean = self.class_embed.mean(dim=0)
         if context is None:
             return mean.view(1, 1, -1)
-        y = check_labels(context, batch, self.num_classes, owner=owner).to(self.class_embed.device)
+        y = context
         emb = torch.where((y < 0).unsqueeze(1), mean, self.class_embed[y.clamp(min=0)])
         return emb.unsqueeze(1)
 

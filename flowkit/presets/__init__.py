@@ -1,5 +1,5 @@
 """Ready-made flows."""
 
-from .tarflow import TarFlow
+from .tarflow import TarFlow, TarFlowConfig
 
-__all__ = ["TarFlow"]
+__all__ = ["TarFlow", "TarFlowConfig"]

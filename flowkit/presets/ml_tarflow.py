@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import torch
 from torch import Tensor
 
+from .tarflow import TarFlowConfig
+
 if TYPE_CHECKING:
     from .tarflow import TarFlow
 
@@ -37,9 +39,10 @@ Shape = tuple[int, ...]
 #: What :func:`load_ml_tarflow` reads: a file path, a state dict, or a ``{"state_dict", "config"}`` dict.
 Checkpoint: TypeAlias = str | os.PathLike[str] | Mapping[str, Any]
 
-_REQUIRED = ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block", "nvp",
-             "num_classes")
-_DEFAULTS: dict[str, Any] = {"head_dim": 64, "expansion": 4}
+# The reference constructor takes TarFlow's hyperparameters except `coupling` (it has only autoregressive
+# blocks); `head_dim` and `expansion` have defaults there, the same as TarFlowConfig's.
+_DEFAULTS: dict[str, Any] = {"head_dim": TarFlowConfig.head_dim, "expansion": TarFlowConfig.expansion}
+_REQUIRED = tuple(f for f in TarFlowConfig.model_fields() if f not in _DEFAULTS and f != "coupling")
 # Prefixes that training wrappers put in front of every key (DDP, torch.compile); stripped when
 # *every* key has one, since then they are wrapping and not naming.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -65,7 +68,9 @@ def _full_config(config: Mapping[str, Any]) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in config]
     if missing:
         raise TypeError(f"from_ml_tarflow: missing reference config argument(s) {missing}")
-    return {**_DEFAULTS, **config}
+    full = {**_DEFAULTS, **config}
+    TarFlowConfig(**full).check("from_ml_tarflow")  # types and sizes, before any shape is computed from them
+    return full
 
 
 def _linear(prefix: str, out_features: int, in_features: int) -> dict[str, Shape]:
@@ -166,8 +171,13 @@ def check_reference_state_dict(state_dict: Mapping[str, Tensor], **config: Any) 
             raise ValueError(f"ml-tarflow checkpoint: {key!r} has shape {tuple(value.shape)}, "
                              f"expected {shape} for this config")
     for key, value in state_dict.items():
+        if not value.dtype.is_floating_point:
+            raise TypeError(f"ml-tarflow checkpoint: {key!r} must be a floating-point tensor, got dtype {value.dtype}")
         if value.is_meta:
             continue
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"ml-tarflow checkpoint: {key!r} has {bad} non-finite value(s) (nan or inf)")
         if key.endswith(".attn_mask") and not torch.equal(value, torch.ones_like(value).tril()):
             raise ValueError(f"ml-tarflow checkpoint: {key!r} is not the lower-triangular causal mask of ones; "
                              "flowkit's blocks are always causal")
@@ -285,7 +295,7 @@ def load_ml_tarflow(checkpoint: Checkpoint, **config: Any) -> TarFlow:
         >>> for t in range(2):
         ...     sd[f"blocks.{t}.attn_mask"] = torch.ones(4, 4).tril()
         >>> model = TarFlow.from_ml_tarflow(sd, **cfg)
-        >>> model.config["channels"], model.training
+        >>> model.config.channels, model.training
         (64, False)
     """
     state_dict, config = _split_checkpoint(_read(checkpoint), config)

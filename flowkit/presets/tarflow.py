@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
+from .._validation import boolean, choice, nonnegative_int, positive_int
 from ..bijectors import CausalAffine, Chain, ChannelCoupling, Patchify, Permutation
 from ..bijectors.base import Bijector
 from ..flows import EMADiagonalNormal, Flow, StandardNormal
@@ -11,7 +15,104 @@ from ..flows import EMADiagonalNormal, Flow, StandardNormal
 if TYPE_CHECKING:
     from .ml_tarflow import Checkpoint
 
-__all__ = ["TarFlow"]
+__all__ = ["TarFlow", "TarFlowConfig"]
+
+Coupling = Literal["autoregressive", "channel"]
+
+
+@dataclass
+class TarFlowConfig:
+    """The hyperparameters of a :class:`TarFlow`, each written once (nanoGPT's ``GPTConfig`` pattern).
+
+    ``TarFlow.from_config(cfg)`` builds the model, ``model.config`` is its config, checkpoints
+    store ``dataclasses.asdict(model.config)``, and :class:`flowkit.training.TrainConfig` inherits
+    these fields. The config also reads like a mapping (``cfg["channels"]``, ``dict(cfg)``,
+    ``TarFlow(**cfg)``), as ``model.config`` did when it was a dict.
+
+    Attributes:
+        in_channels: Image channels ``C`` (1 grayscale, 3 RGB).
+        img_size: Side ``H = W`` of the square images, in pixels.
+        patch_size: Side ``p`` of the square patches, in pixels; divides ``img_size``; tokens have size ``C p^2``.
+        channels: Transformer width (features of a token inside the transformer), a multiple of ``head_dim``.
+        num_blocks: Number of flow blocks ``T``.
+        layers_per_block: Transformer layers ``K`` per block.
+        head_dim: Attention head size (64 in the paper).
+        expansion: MLP hidden size as a multiple of ``channels`` (4 in the paper).
+        nvp: Affine blocks that learn a scale (``True``) or volume-preserving, shift-only blocks (``False``).
+        num_classes: Classes to condition on; ``0`` is an unconditional model.
+        coupling: ``"autoregressive"`` (TarFlow blocks) or ``"channel"`` (the channel-coupling ablation).
+
+    Examples:
+        >>> cfg = TarFlowConfig(in_channels=1, img_size=8, patch_size=2, channels=64, num_blocks=2,
+        ...                     layers_per_block=1, head_dim=32)
+        >>> cfg.check().seq_len, cfg.token_dim, cfg["channels"]
+        (16, 4, 64)
+        >>> TarFlowConfig(nvp="no").check()
+        Traceback (most recent call last):
+        ...
+        TypeError: TarFlow: nvp must be True or False, got str 'no'
+    """
+
+    in_channels: int = 3
+    img_size: int = 32
+    patch_size: int = 2
+    channels: int = 256
+    num_blocks: int = 4
+    layers_per_block: int = 4
+    head_dim: int = 64
+    expansion: int = 4
+    nvp: bool = True
+    num_classes: int = 0
+    coupling: Coupling = "autoregressive"
+
+    @classmethod
+    def model_fields(cls) -> tuple[str, ...]:
+        """The names of the model hyperparameters (also in subclasses that add fields)."""
+        return tuple(f.name for f in dataclasses.fields(TarFlowConfig))
+
+    def check(self, owner: str = "TarFlow") -> TarFlowConfig:
+        """Check every field (types, ranges, divisibility); returns ``self``.
+
+        Raises:
+            TypeError: a field of the wrong type (``bool`` is not an int, ``"no"`` is not a bool).
+            ValueError: a value out of range, or sizes that do not fit together.
+        """
+        for name in ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block",
+                     "head_dim", "expansion"):
+            positive_int(getattr(self, name), name, owner)
+        boolean(self.nvp, "nvp", owner)
+        nonnegative_int(self.num_classes, "num_classes", owner)
+        choice(self.coupling, "coupling", ("autoregressive", "channel"), owner)
+        if self.img_size % self.patch_size:
+            raise ValueError(f"{owner}: patch_size ({self.patch_size}) must divide img_size ({self.img_size})")
+        if self.channels % self.head_dim:
+            raise ValueError(f"{owner}: channels ({self.channels}) must be a multiple of head_dim ({self.head_dim})")
+        return self
+
+    @property
+    def seq_len(self) -> int:
+        """Tokens per image, ``N = (img_size / patch_size)^2``."""
+        return (self.img_size // self.patch_size) ** 2
+
+    @property
+    def token_dim(self) -> int:
+        """Token size ``D = in_channels * patch_size^2``."""
+        return self.in_channels * self.patch_size**2
+
+    # Read-only mapping view of the model fields, so code written for the former dict keeps working.
+    def keys(self) -> tuple[str, ...]:
+        return self.model_fields()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.model_fields():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.model_fields())
+
+    def __len__(self) -> int:
+        return len(self.model_fields())
 
 
 class TarFlow(Flow):
@@ -62,18 +163,9 @@ class TarFlow(Flow):
     def __init__(self, in_channels: int, img_size: int, patch_size: int, channels: int, num_blocks: int,
                  layers_per_block: int, head_dim: int = 64, expansion: int = 4, nvp: bool = True,
                  num_classes: int = 0, coupling: str = "autoregressive") -> None:
-        for name, v in (("in_channels", in_channels), ("img_size", img_size), ("patch_size", patch_size),
-                        ("channels", channels), ("num_blocks", num_blocks), ("layers_per_block", layers_per_block),
-                        ("head_dim", head_dim), ("expansion", expansion)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"TarFlow: {name} must be a positive int, got {v!r}")
-        if img_size % patch_size:
-            raise ValueError(f"TarFlow: patch_size ({patch_size}) must divide img_size ({img_size})")
-        if channels % head_dim:
-            raise ValueError(f"TarFlow: channels ({channels}) must be a multiple of head_dim ({head_dim})")
-        if coupling not in ("autoregressive", "channel"):
-            raise ValueError(f"TarFlow: coupling must be 'autoregressive' or 'channel', got {coupling!r}")
-        n, d = (img_size // patch_size) ** 2, in_channels * patch_size**2
+        cfg = TarFlowConfig(in_channels, img_size, patch_size, channels, num_blocks, layers_per_block, head_dim,
+                            expansion, nvp, num_classes, coupling).check()  # type: ignore[arg-type]
+        n, d = cfg.seq_len, cfg.token_dim
         common: dict[str, Any] = dict(head_dim=head_dim, expansion=expansion, num_classes=num_classes, affine=nvp)
         blocks: list[Bijector] = [Patchify(patch_size, img_size, in_channels)]
         for t in range(num_blocks):
@@ -86,11 +178,22 @@ class TarFlow(Flow):
                                      Permutation.reverse(n)]))
         base = StandardNormal((n, d)) if nvp else EMADiagonalNormal((n, d))
         super().__init__(blocks, base=base, event_shape=(in_channels, img_size, img_size))
-        self.config: dict[str, Any] = dict(
-            in_channels=in_channels, img_size=img_size, patch_size=patch_size, channels=channels,
-            num_blocks=num_blocks, layers_per_block=layers_per_block, head_dim=head_dim, expansion=expansion,
-            nvp=nvp, num_classes=num_classes, coupling=coupling)
+        self.config: TarFlowConfig = cfg
         self.num_classes = num_classes
+
+    @classmethod
+    def from_config(cls, config: TarFlowConfig) -> TarFlow:
+        """Build the model a :class:`TarFlowConfig` (or a subclass, such as a training config) describes.
+
+        Examples:
+            >>> model = TarFlow.from_config(TarFlowConfig(in_channels=1, img_size=4, channels=64, num_blocks=1,
+            ...                                           layers_per_block=1))
+            >>> model.config.img_size, type(model.config).__name__
+            (4, 'TarFlowConfig')
+        """
+        if not isinstance(config, TarFlowConfig):
+            raise TypeError(f"TarFlow.from_config: config must be a TarFlowConfig, got {type(config).__name__}")
+        return cls(**{name: getattr(config, name) for name in TarFlowConfig.model_fields()})
 
     @classmethod
     def from_ml_tarflow(cls, checkpoint: Checkpoint, **config: Any) -> TarFlow:

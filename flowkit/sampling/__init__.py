@@ -2,5 +2,6 @@
 
 from .denoise import denoise
 from .guidance import Guidance
+from .options import SamplingOptions
 
-__all__ = ["Guidance", "denoise"]
+__all__ = ["Guidance", "SamplingOptions", "denoise"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .._modes import eval_mode
-from .._validation import check_tensor
+from .._validation import check_tensor, finite_float, positive_int
 
 if TYPE_CHECKING:
     from ..flows.flow import Flow
@@ -50,11 +49,13 @@ def denoise(flow: Flow, x: Tensor, sigma: float, context: Tensor | None = None, 
         >>> denoise(flow, torch.tensor([[1.0, -2.0]]), sigma=0.5)  # x (1 - sigma^2)
         tensor([[ 0.7500, -1.5000]])
     """
+    if not callable(getattr(flow, "log_prob", None)):
+        raise TypeError(f"denoise: flow must be a flowkit Flow (anything with log_prob(x, context)), "
+                        f"got {type(flow).__name__}")
     check_tensor(x, "x", getattr(flow, "event_shape", None), owner="denoise")
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"denoise: sigma must be a finite float >= 0, got {sigma!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"denoise: chunk_size must be a positive int or None, got {chunk_size!r}")
+    finite_float(sigma, "sigma", "denoise", low=0.0)
+    if chunk_size is not None:
+        positive_int(chunk_size, "chunk_size", "denoise")
     if context is not None and (not isinstance(context, Tensor) or context.shape[:1] != x.shape[:1]):
         shape = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
         raise ValueError(f"denoise: context must be a tensor of {x.shape[0]} labels to match x, got {shape}")

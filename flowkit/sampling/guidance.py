@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._validation import boolean, finite_float
+
 __all__ = ["Guidance"]
 
 
@@ -44,12 +46,11 @@ class Guidance:
     annealed_guidance: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not self.guidance >= 0:
-            raise ValueError(f"guidance must be a float >= 0 (0 = off), got {self.guidance!r}")
+        finite_float(self.guidance, "guidance", low=0.0)
         if self.guide_what not in ("a", "b", "ab", "ba", ""):
             raise ValueError(f"guide_what must be 'a', 'b' or 'ab', got {self.guide_what!r}")
-        if not isinstance(self.attn_temp, (int, float)) or not self.attn_temp > 0:
-            raise ValueError(f"attn_temp must be a float > 0, got {self.attn_temp!r}")
+        finite_float(self.attn_temp, "attn_temp", low=0.0, low_inclusive=False)
+        boolean(self.annealed_guidance, "annealed_guidance")
 
     @property
     def active(self) -> bool:

@@ -14,7 +14,8 @@ Every method here walks the block left to right, keeping a **committed** prefix 
 whose keys/values sit in the KV cache) and iterating a **window** of estimates after it:
 
 ========================  ==========================================================================
-``"sequential"``          window of 1 token: one exact pass per token (the reference).
+``"sequential"``          window of 1 token: one exact pass per token (the reference,
+                          :func:`~flowkit.sampling.sequential.solve_sequential`).
 ``"jacobi"``              one window over the whole block, full forward passes (no cache).
 ``"gs_jacobi"``           Gauss--Seidel over segments of ``segment_size`` tokens, Jacobi inside each;
                           a segment is committed once converged (GS-Jacobi, arXiv 2505.12849).
@@ -54,6 +55,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from .._validation import positive_int
+from .sequential import solve_sequential
 
 __all__ = ["METHODS", "InverseMethod", "resolve_method", "auto_window", "default_tol", "solve_autoregressive"]
 
@@ -113,12 +117,6 @@ class InverseMethod:
     max_iter: int | None = None
     init: str = "zeros"
     cached: bool = True
-
-
-def _positive_int(value: object, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return value
 
 
 def auto_window(seq_len: int, rows: int, row_flops: int, device: torch.device | str = "cpu") -> int:
@@ -215,7 +213,7 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         raise ValueError(f"{owner}: tol must be a float > 0, got {tol!r}")
     max_iter = options.get("max_iter")
     if max_iter is not None:
-        _positive_int(max_iter, "max_iter", owner)
+        positive_int(max_iter, "max_iter", owner)
     init = options.get("init", "zeros")
     if init not in _INITS:
         raise ValueError(f"{owner}: init must be one of {_INITS}, got {init!r}")
@@ -226,12 +224,12 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         return InverseMethod("jacobi", None, "segment", tol, max_iter, init, cached=False)
     if method == "gs_jacobi":
         size = options.get("segment_size")
-        size = -(-(seq_len - 1) // 4) if size is None else _positive_int(size, "segment_size", owner)
+        size = -(-(seq_len - 1) // 4) if size is None else positive_int(size, "segment_size", owner)
         return InverseMethod("gs_jacobi", size, "segment", tol, max_iter, init)
     if method == "auto":
         return InverseMethod("auto", auto_window(seq_len, rows, row_flops, device), "prefix", tol, None, init)
     window = options.get("window")
-    window = None if window is None else _positive_int(window, "window", owner)
+    window = None if window is None else positive_int(window, "window", owner)
     return InverseMethod("sliding_jacobi", window, "prefix", tol, None, init)
 
 
@@ -290,6 +288,12 @@ def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
     """
     n = z.shape[1]
     span = max(1, n - 1 if method.window is None else min(method.window, n - 1))
+    if span == 1 and method.cached:  # one token per pass: the exact sequential inverse
+        x, aux = solve_sequential(z, update)
+        if stats is not None:
+            stats.setdefault("blocks", []).append(dict(method=method.name, window=1, passes=n - 1, tokens=n - 1,
+                                                       seq_len=n, converged=True, residual=0.0))
+        return x, aux
     done, aux_done = [z[:, :1]], []
     c, e = 1, 1 + span  # targets [c, e) are iterated; tokens < c are committed
     estimate = _initial(z[:, c:e], method.init) if span > 1 else None

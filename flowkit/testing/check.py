@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._validation import finite_float, nonnegative_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_bijector", "randomize_parameters"]
@@ -33,6 +34,18 @@ def _jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return jac.reshape(f(x).numel(), x.numel())
 
 
+def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor, str]]:
+    """Contexts a conditional bijector must reject, for the kind of context it declares."""
+    bad = [(context[:-1], "a context of the wrong batch size")]
+    spec = b.context_spec
+    if spec is None or spec.kind == "labels":
+        bad += [(context.float(), "float labels"), (torch.full_like(context, 10**6), "out-of-range labels")]
+    else:
+        bad += [(context.long(), "an integer context vector"), (context.new_full(context.shape, float("nan")),
+                                                              "a non-finite context vector")]
+    return bad
+
+
 def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
     return None if context is None else context[index]
 
@@ -46,7 +59,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
 
     1. shapes: output matches :meth:`~flowkit.Bijector.forward_shape`, log-dets are ``(B,)``,
        dtype and device are kept;
-    2. round trips ``inverse(forward(x)) == x`` and ``forward(inverse(y)) == y``;
+    2. round trips ``inverse(forward(x)) == x`` and ``forward(inverse(z)) == z``;
     3. the log-dets cancel: ``logdet_fwd(x) + logdet_inv(forward(x)) == 0``;
     4. the log-det equals :math:`\log|\det J|` of the autograd Jacobian (run ``x`` in float64 and
        keep the event small: the Jacobian is dense);
@@ -75,6 +88,13 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     """
     if not isinstance(bijector, Bijector):
         raise TypeError(f"check_bijector: expected a flowkit Bijector, got {type(bijector).__name__}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"check_bijector: x must be a torch.Tensor, got {type(x).__name__}")
+    finite_float(atol, "atol", "check_bijector", low=0.0)
+    finite_float(rtol, "rtol", "check_bijector", low=0.0)
+    nonnegative_int(jacobian_samples, "jacobian_samples", "check_bijector")
+    if inverse_options is not None and not isinstance(inverse_options, dict):
+        raise TypeError(f"check_bijector: inverse_options must be a dict or None, got {type(inverse_options).__name__}")
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"check_bijector: x needs a batch of at least 2 samples, got shape {tuple(x.shape)}")
     opts = inverse_options or {}
@@ -87,35 +107,35 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     attrs = {name: set(vars(m).keys()) for name, m in b.named_modules()}
 
     with torch.no_grad():
-        y, ld = fwd(x)
+        z, ld = fwd(x)
         # 1. shapes, dtype, device
         expected = tuple(b.forward_shape(tuple(x.shape[1:])))
-        if tuple(y.shape[1:]) != expected or y.shape[0] != batch:
-            _fail("shape", f"forward output {tuple(y.shape)} but forward_shape says (B, *{expected})")
+        if tuple(z.shape[1:]) != expected or z.shape[0] != batch:
+            _fail("shape", f"forward output {tuple(z.shape)} but forward_shape says (B, *{expected})")
         if tuple(b.inverse_shape(expected)) != tuple(x.shape[1:]):
             _fail("shape", f"inverse_shape{expected} = {b.inverse_shape(expected)}, expected {tuple(x.shape[1:])}")
         if ld.shape != (batch,):
             _fail("log-det shape", f"log-det must be (B,) = ({batch},), got {tuple(ld.shape)}")
-        if y.dtype != x.dtype or y.device != x.device:
-            _fail("dtype/device", f"input {x.dtype} on {x.device}, output {y.dtype} on {y.device}")
+        if z.dtype != x.dtype or z.device != x.device:
+            _fail("dtype/device", f"input {x.dtype} on {x.device}, output {z.dtype} on {z.device}")
         # 2-3. round trips and cancelling log-dets
-        x_back, ld_inv = inv(y)
+        x_back, ld_inv = inv(z)
         _close("round trip inverse(forward(x)) == x", x_back, x, atol, rtol)
         _close("log-dets cancel: logdet_fwd(x) + logdet_inv(forward(x)) == 0", ld + ld_inv, torch.zeros_like(ld), atol, rtol)
         # A latent batch that forward did not produce (nearby, so a generating pass stays finite).
-        g = torch.Generator(device=y.device).manual_seed(0)
-        y2 = y + 1e-2 * torch.randn(y.shape, generator=g, device=y.device, dtype=y.dtype)
-        _close("round trip forward(inverse(y)) == y", fwd(inv(y2)[0])[0], y2, atol, rtol)
+        g = torch.Generator(device=z.device).manual_seed(0)
+        z2 = z + 1e-2 * torch.randn(z.shape, generator=g, device=z.device, dtype=z.dtype)
+        _close("round trip forward(inverse(z)) == z", fwd(inv(z2)[0])[0], z2, atol, rtol)
         # 5b. volume preservation
         if b.volume_preserving and not torch.equal(ld, torch.zeros_like(ld)):
             _fail("volume_preserving", f"log-det must be exactly 0, got max |logdet| {ld.abs().max().item():.3g}")
         # 7. batch independence
-        y_one, ld_one = fwd(x[:1], _slice_context(context, slice(0, 1)))
-        _close("batch independence (one sample alone == in the batch)", y_one, y[:1], atol, rtol)
+        z_one, ld_one = fwd(x[:1], _slice_context(context, slice(0, 1)))
+        _close("batch independence (one sample alone == in the batch)", z_one, z[:1], atol, rtol)
         _close("batch independence of the log-det", ld_one, ld[:1], atol, rtol)
         # 9. every inverse method agrees with the first
         for method in b.inverse_methods[1:]:
-            xm, ldm = inv(y, method=method)
+            xm, ldm = inv(z, method=method)
             _close(f"inverse method {method!r} agrees with {b.inverse_methods[0]!r}", xm, x_back, atol * 10, rtol * 10)
             _close(f"inverse method {method!r} log-det", ldm, ld_inv, atol * 10, rtol * 10)
 
@@ -141,15 +161,15 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     # 6. every parameter gets a gradient
     if any(p.requires_grad for p in b.parameters()):
         b.zero_grad(set_to_none=True)
-        y, ld = fwd(x)
-        (y.square().sum() + ld.sum()).backward()
+        z, ld = fwd(x)
+        (z.square().sum() + ld.sum()).backward()
         missing = [name for name, p in b.named_parameters() if p.requires_grad and p.grad is None]
         if missing:
             _fail("gradients", f"parameters without a gradient: {missing}")
         b.zero_grad(set_to_none=True)
 
     with torch.no_grad():
-        y, ld = fwd(x)
+        z, ld = fwd(x)
         # 8. context
         if b.conditional:
             if context is None:
@@ -157,11 +177,10 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
             other = context.roll(1)
             if torch.equal(other, context):
                 _fail("context", "use at least two distinct labels in the context")
-            y_other, _ = fwd(x, other)
-            if torch.allclose(y_other, y):
+            z_other, _ = fwd(x, other)
+            if torch.allclose(z_other, z):
                 _fail("context", "the output does not react to the context")
-            for bad, what in ((context.float(), "float labels"), (context[:-1], "a context of the wrong batch size"),
-                              (torch.full_like(context, 10**6), "out-of-range labels")):
+            for bad, what in _malformed_contexts(b, context):
                 try:
                     fwd(x, bad)
                 except (ValueError, TypeError):
@@ -179,7 +198,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         buf.seek(0)
         clone = copy.deepcopy(b)
         clone.load_state_dict(torch.load(buf, weights_only=True))
-        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], y, atol, rtol)
+        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], z, atol, rtol)
         _close("deepcopy keeps the log-det", copy.deepcopy(b)(x, context=context)[1], ld, atol, rtol)
 
 

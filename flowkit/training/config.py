@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from flowkit.data.transforms import NoiseKind
+from flowkit.presets.tarflow import TarFlowConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,8 +46,11 @@ Coupling = Literal["autoregressive", "channel"]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(TarFlowConfig):
     """Every setting of a training run; the defaults are the ``digits`` preset.
+
+    The model fields are inherited from :class:`flowkit.TarFlowConfig` (only the defaults that differ
+    are restated below); ``num_classes`` may also be ``None`` here, meaning "take the data's".
 
     The defaults train a small class-conditional TarFlow (patch 2, 64 wide with 2 heads of 32, 4 blocks
     of 2 layers) on scikit-learn's 8x8 digits in about three minutes on two CPU cores.
@@ -100,18 +104,13 @@ class TrainConfig:
         ('digits', 8, 2, 2000)
     """
 
-    # model
+    # model: TarFlowConfig's fields, with the digits preset's defaults where they differ
     in_channels: int = 1
     img_size: int = 8
-    patch_size: int = 2
     channels: int = 64
-    num_blocks: int = 4
     layers_per_block: int = 2
     head_dim: int = 32
-    expansion: int = 4
-    nvp: bool = True
-    num_classes: int | None = None
-    coupling: Coupling = "autoregressive"
+    num_classes: int | None = None  # type: ignore[assignment]
     # data
     data: str = "digits"
     data_root: str | None = None

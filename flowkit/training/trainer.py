@@ -49,9 +49,7 @@ class TrainingDiverged(RuntimeError):
 
 def build_model(cfg: TrainConfig, num_classes: int) -> TarFlow:
     """The :class:`~flowkit.TarFlow` a config describes."""
-    return TarFlow(cfg.in_channels, cfg.img_size, cfg.patch_size, cfg.channels, cfg.num_blocks,
-                   cfg.layers_per_block, head_dim=cfg.head_dim, expansion=cfg.expansion, nvp=cfg.nvp,
-                   num_classes=num_classes, coupling=cfg.coupling)
+    return TarFlow.from_config(dataclasses.replace(cfg, num_classes=num_classes))
 
 
 def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callable[[int], float]:

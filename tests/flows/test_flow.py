@@ -69,7 +69,40 @@ def test_state_dict_and_deepcopy_keep_log_prob(tmp_path) -> None:
     model.base.update(torch.rand(8, 4, 4) * 3)
     x = torch.rand(3, 1, 4, 4)
     torch.save(model.state_dict(), tmp_path / "m.pt")
-    fresh = TarFlow(**model.config)
+    fresh = TarFlow.from_config(model.config)
     fresh.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
     assert torch.equal(fresh.log_prob(x), model.log_prob(x))
     assert torch.equal(copy.deepcopy(model).log_prob(x), model.log_prob(x))
+
+
+def _saved_bytes(fn: object) -> int:
+    """Bytes of the tensors autograd saves for the backward pass while ``fn`` runs (the memory a
+    recorded graph holds on to)."""
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()  # type: ignore[operator]
+    return total
+
+
+def test_sampling_records_no_graph_unless_asked() -> None:
+    torch.manual_seed(0)
+    model = randomize_parameters(TarFlow(in_channels=1, img_size=8, patch_size=2, channels=32, num_blocks=2,
+                                         layers_per_block=1, head_dim=16, num_classes=3), std=0.05)
+    y = torch.tensor([0, 1, 2, 0])
+    forward = _saved_bytes(lambda: model.log_prob(torch.rand(4, 1, 8, 8), y))
+    assert forward > 0
+    for call in (lambda: model.sample(4, y), lambda: model.sample_and_log_prob(4, y),
+                 lambda: model.inverse(torch.randn(4, 16, 4), y, guidance=1.0)):
+        assert _saved_bytes(call) == 0
+    x = model.sample(4, y)
+    assert not x.requires_grad
+    # Opting in records the graph through every token of every block: many times a forward pass.
+    graph = _saved_bytes(lambda: model.sample(4, y, grad=True, method="sequential"))
+    assert graph > 3 * forward
+    assert model.sample(4, y, grad=True).requires_grad

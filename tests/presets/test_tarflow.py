@@ -89,3 +89,21 @@ def test_bad_config(bad: dict, message: str) -> None:
     cfg = dict(in_channels=1, img_size=8, patch_size=2, channels=64, num_blocks=2, layers_per_block=1) | bad
     with pytest.raises(ValueError, match=message):
         TarFlow(**cfg)
+
+
+def test_one_config_drives_model_training_config_and_reference_loader() -> None:
+    import dataclasses
+
+    from flowkit import TarFlowConfig
+    from flowkit.presets.ml_tarflow import _REQUIRED
+    from flowkit.training.config import TrainConfig
+
+    cfg = TarFlowConfig(in_channels=1, img_size=4, patch_size=2, channels=32, num_blocks=2, layers_per_block=1,
+                        head_dim=16, num_classes=3)
+    model = TarFlow.from_config(cfg)
+    assert model.config == cfg and dict(model.config) == dataclasses.asdict(cfg)
+    assert TarFlow(**model.config).config == cfg  # the mapping view keeps dict-style code working
+    model_fields = [f.name for f in dataclasses.fields(TarFlowConfig)]
+    assert [f.name for f in dataclasses.fields(TrainConfig)][:len(model_fields)] == model_fields
+    assert issubclass(TrainConfig, TarFlowConfig) and TrainConfig().head_dim == 32  # digits defaults kept
+    assert set(_REQUIRED) == set(model_fields) - {"head_dim", "expansion", "coupling"}

@@ -89,7 +89,7 @@ def test_the_flow_is_not_changed() -> None:
 @pytest.mark.parametrize("kwargs, err, message", [
     (dict(sigma=-0.1), ValueError, r"sigma must be a finite float >= 0, got -0\.1"),
     (dict(sigma=float("nan")), ValueError, "sigma must be a finite float"),
-    (dict(sigma=0.1, chunk_size=0), ValueError, "chunk_size must be a positive int or None, got 0"),
+    (dict(sigma=0.1, chunk_size=0), ValueError, "denoise: chunk_size must be a positive int, got 0"),
     (dict(sigma=0.1, context=torch.tensor([0])), ValueError,
      r"context must be a tensor of 2 labels to match x, got \(1,\)"),
     (dict(sigma=0.1, x=torch.zeros(2, 1, 8, 8)), ValueError,

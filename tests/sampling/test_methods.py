@@ -186,22 +186,23 @@ def test_methods_work_with_autograd() -> None:
     expected = model.inverse(z, y, method="sequential", guidance=1.0)
     for method in ("gs_jacobi", "sliding_jacobi"):
         zg = z.clone().requires_grad_(True)
-        x = model.inverse(zg, y, method=method, guidance=1.0, tol=1e-12, segment_size=4) if method == "gs_jacobi" \
-            else model.inverse(zg, y, method=method, guidance=1.0, tol=1e-12, window=5)
+        x = model.inverse(zg, y, grad=True, method=method, guidance=1.0, tol=1e-12, segment_size=4) \
+            if method == "gs_jacobi" else model.inverse(zg, y, grad=True, method=method, guidance=1.0, tol=1e-12, window=5)
         assert torch.allclose(x, expected, atol=1e-10)
         (grad,) = torch.autograd.grad(x.sum(), zg)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-def test_coupling_flows_accept_the_method_options() -> None:
+def test_coupling_flows_accept_a_method_and_reject_solver_options_by_name() -> None:
     torch.manual_seed(0)
     model = TarFlow(in_channels=2, img_size=4, patch_size=2, channels=32, num_blocks=2, layers_per_block=1,
                     head_dim=16, coupling="channel")
-    with torch.no_grad():
-        x = model.sample(2, method="jacobi", tol=1e-6)
+    x = model.sample(2, method="jacobi")  # one exact parallel pass: the method is checked, then ignored
     assert x.shape == (2, 2, 4, 4)
-    with pytest.raises(ValueError, match="tol must be a float > 0"):
-        model.sample(2, method="jacobi", tol=-1.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        model.sample(2, method="bogus")
+    with pytest.raises(TypeError, match="TarFlow.sample takes no sampling option 'tol'"):
+        model.sample(2, method="jacobi", tol=1e-6)
 
 
 @pytest.mark.parametrize("options, error, message", [
@@ -211,12 +212,14 @@ def test_coupling_flows_accept_the_method_options() -> None:
     (dict(method="jacobi", window=4), TypeError, r"method 'jacobi' takes no option 'window' \(its options: tol, max_iter, init\)"),
     (dict(method="auto", max_iter=3), TypeError, r"method 'auto' takes no option 'max_iter' \(its options: tol\)"),
     (dict(method="jacobi", tol=0.0), ValueError, "tol must be a float > 0, got 0.0"),
-    (dict(method="jacobi", tol="small"), ValueError, "tol must be a float > 0, got 'small'"),
+    (dict(method="jacobi", tol="small"), TypeError, "sampling option tol must be of type float, got str 'small'"),
     (dict(method="jacobi", max_iter=0), ValueError, "max_iter must be a positive int, got 0"),
-    (dict(method="gs_jacobi", segment_size=2.5), ValueError, "segment_size must be a positive int, got 2.5"),
-    (dict(method="sliding_jacobi", window=True), ValueError, "window must be a positive int, got True"),
+    (dict(method="gs_jacobi", segment_size=2.5), TypeError, "sampling option segment_size must be of type int, got float 2.5"),
+    (dict(method="sliding_jacobi", window=True), TypeError, "sampling option window must be of type int, got bool True"),
+    (dict(method="sliding_jacobi", window=0), ValueError, "window must be a positive int, got 0"),
     (dict(method="jacobi", init="ones"), ValueError, r"init must be one of \('zeros', 'z'\), got 'ones'"),
-    (dict(stats=[]), TypeError, "stats must be a dict or None, got list"),
+    (dict(stats=[]), TypeError, r"sampling option stats must be of type dict, got list \[\]"),
+    (dict(windw=4), TypeError, "unknown sampling option 'windw'"),
 ])
 def test_bad_methods_and_options(options: dict[str, Any], error: type[Exception], message: str) -> None:
     model = tarflow(torch.float32)
