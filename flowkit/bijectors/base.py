@@ -395,6 +395,24 @@ def composition_flags(bijectors: Sequence[Bijector], owner: str) -> dict[str, An
     )
 
 
+def bijector_list(bijectors: object, owner: str) -> list[Bijector]:
+    """``bijectors`` as a list, checked to be an iterable (not a single bijector) of :class:`Bijector`.
+
+    Examples:
+        >>> bijector_list([nn.Linear(1, 1)], "Chain")
+        Traceback (most recent call last):
+        ...
+        TypeError: Chain: bijectors[0] must be a flowkit Bijector, got Linear
+    """
+    if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
+        raise TypeError(f"{owner}: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
+    items = list(bijectors)
+    for i, b in enumerate(items):
+        if not isinstance(b, Bijector):
+            raise TypeError(f"{owner}: bijectors[{i}] must be a flowkit Bijector, got {type(b).__name__}")
+    return items
+
+
 class Chain(Bijector):
     """Composition of bijectors applied in list order: ``Chain([f, g]).forward(x) = g(f(x))``.
 
@@ -416,10 +434,7 @@ class Chain(Bijector):
 
     def __init__(self, bijectors: Sequence[Bijector], event_shape: Shape | None = None) -> None:
         super().__init__()
-        bijectors = list(bijectors)
-        for i, b in enumerate(bijectors):
-            if not isinstance(b, Bijector):
-                raise TypeError(f"Chain: item {i} must be a flowkit Bijector, got {type(b).__name__}")
+        bijectors = bijector_list(bijectors, "Chain")
         propagate_shapes(bijectors, event_shape)
         self.bijectors = nn.ModuleList(bijectors)
         for name, value in composition_flags(bijectors, "Chain").items():

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._validation import finite_float, positive_int
 from ..bijectors.base import Shape
 
 __all__ = ["StandardNormal", "EMADiagonalNormal"]
@@ -33,7 +34,10 @@ class StandardNormal(nn.Module):
 
     def __init__(self, event_shape: Sequence[int]) -> None:
         super().__init__()
-        self.event_shape: Shape = tuple(event_shape)
+        owner = type(self).__name__
+        if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
+            raise TypeError(f"{owner}: event_shape must be a tuple of positive ints, got {type(event_shape).__name__}")
+        self.event_shape: Shape = tuple(positive_int(s, f"event_shape[{i}]", owner) for i, s in enumerate(event_shape))
         # An empty buffer only so the distribution follows the flow's device and dtype.
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
@@ -97,8 +101,9 @@ class EMADiagonalNormal(StandardNormal):
 
     def __init__(self, event_shape: Sequence[int], rate: float = 0.1) -> None:
         super().__init__(event_shape)
+        rate = finite_float(rate, "rate", "EMADiagonalNormal")
         if not 0 < rate <= 1:
-            raise ValueError(f"EMADiagonalNormal: rate must be in (0, 1], got {rate}")
+            raise ValueError(f"EMADiagonalNormal: rate must be in (0, 1], got {rate!r}")
         self.rate = rate
         self.register_buffer("var", torch.ones(self.event_shape))
 

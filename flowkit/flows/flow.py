@@ -23,6 +23,7 @@ from ..bijectors.base import (
     Bijector,
     Shape,
     _skip_checks,
+    bijector_list,
     chain_forward,
     chain_inverse,
     composition_flags,
@@ -69,14 +70,9 @@ class Flow(nn.Module):
     def __init__(self, bijectors: Sequence[Bijector], base: nn.Module | None = None,
                  event_shape: Sequence[int] | None = None) -> None:
         super().__init__()
-        if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
-            raise TypeError(f"Flow: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
-        bijectors = list(bijectors)
+        bijectors = bijector_list(bijectors, "Flow")
         if not bijectors:
             raise ValueError("Flow needs at least one bijector")
-        for i, b in enumerate(bijectors):
-            if not isinstance(b, Bijector):
-                raise TypeError(f"Flow: bijectors[{i}] must be a flowkit Bijector, got {type(b).__name__}")
         if event_shape is not None:
             if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
                 raise TypeError(f"Flow: event_shape must be a tuple of ints, got {type(event_shape).__name__}")
@@ -91,6 +87,9 @@ class Flow(nn.Module):
             if latent is None:
                 raise ValueError("Flow: pass event_shape (or a base distribution) so the latent shape is known")
             base = StandardNormal(latent)
+        if not isinstance(base, nn.Module) or not all(callable(getattr(base, m, None)) for m in ("log_prob", "sample")):
+            raise TypeError(f"Flow: base must be a distribution module with log_prob and sample (e.g. StandardNormal), "
+                            f"got {type(base).__name__}")
         base_shape = getattr(base, "event_shape", None)
         if latent is not None and base_shape is not None and tuple(base_shape) != latent:
             raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over {tuple(base_shape)}")
@@ -177,6 +176,8 @@ class Flow(nn.Module):
                        generator: torch.Generator | None, owner: str) -> tuple[Tensor, Tensor | None]:
         positive_int(num_samples, "num_samples", owner)
         finite_float(temperature, "temperature", owner, low=0.0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{owner}: generator must be a torch.Generator or None, got {type(generator).__name__}")
         ref = next(self.parameters(), None)
         device = ref.device if ref is not None else None
         dtype = ref.dtype if ref is not None else None

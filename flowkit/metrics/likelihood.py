@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .._modes import eval_mode
 from ..data.transforms import dequantize as _dequantize
-from ._loader import batches
+from ._loader import batches, check_flow
 
 if TYPE_CHECKING:
     from ..flows.flow import Flow
@@ -115,6 +115,7 @@ def evaluate_bpd(flow: Flow, loader: Iterable[Any], dequantize: Dequantize = "un
         >>> round(evaluate_bpd(flow, data, generator=torch.Generator().manual_seed(0)), 2)
         9.04
     """
+    check_flow(flow, "evaluate_bpd")
     if dequantize not in ("uniform", "none"):
         raise ValueError(f"evaluate_bpd: dequantize must be 'uniform' or 'none', got {dequantize!r} "
                          "(Gaussian noise gives no bound on the 8-bit code length)")

@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .._validation import validating
+from .._validation import boolean, finite_float, nonnegative_int, positive_int, validating
 from ..data import ImageDataset, dequantize, drop_labels, load_dataset, train_val_split
 from ..data.images import save_grid
 from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
@@ -63,6 +63,12 @@ def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callabl
         >>> [round(f(s), 3) for s in range(6)]
         [0.5, 1.0, 1.0, 0.854, 0.5, 0.146]
     """
+    finite_float(peak, "peak", "warmup_cosine", low=0.0, low_inclusive=False)
+    if finite_float(floor, "floor", "warmup_cosine", low=0.0) > peak:
+        raise ValueError(f"warmup_cosine: floor must be <= peak, got floor={floor!r}, peak={peak!r}")
+    nonnegative_int(warmup, "warmup", "warmup_cosine")
+    positive_int(total, "total", "warmup_cosine")
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -219,6 +225,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         OSError: A write failed (disk full, file too large, read-only); it names the file, and the
             previous checkpoint is intact.
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train: cfg must be a TrainConfig (see load_config), got {type(cfg).__name__}")
+    for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
+        boolean(value, name, "train")
     info = init_distributed()
     folder = RunFolder(cfg.out, resume=resume, overwrite=overwrite)
     try:
