@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         TrainingDiverged: the loss became non-finite (the last good checkpoint stays on disk).
         ValueError, FileNotFoundError: data or config problems, with a one-line message.
     """
-    info = init_distributed()
+    info = init_distributed(cfg.device)
     try:
         return _train(cfg, info, resume, progress)
     finally:
@@ -231,7 +231,8 @@ def _train(cfg: TrainConfig, info: DistInfo, resume: bool, progress: bool) -> di
         net = torch.compile(net)  # type: ignore[assignment]
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(config_to_toml(cfg))
+        # The resolved class count, so that the saved config says what the model is (not "none").
+        (out / "config.toml").write_text(config_to_toml(dataclasses.replace(cfg, num_classes=num_classes)))
         if resume:
             _truncate_log(out, step)
         else:  # a fresh run into an old folder starts a fresh log
