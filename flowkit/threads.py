@@ -39,8 +39,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PARALLEL_WORK", "ThreadChoice", "apply_thread_policy", "choose_threads", "rows_of", "usable_cores"]
+__all__ = ["PARALLEL_WORK", "ThreadChoice", "add_threads_argument", "apply_thread_policy", "choose_threads", "rows_of", "usable_cores"]
 
 #: Multiply-adds of one ``width x width`` matmul (``rows x width^2``) from which more than one
 #: thread pays off; smaller models run on 1 thread (see the module docstring for the measurement).
@@ -174,6 +175,13 @@ def apply_thread_policy(requested: int | None, *, rows: int, width: int, announc
     if announce and os.environ.get("RANK", "0") == "0":
         print(choice.message(), file=sys.stderr, flush=True)
     return torch.get_num_threads()
+
+
+def add_threads_argument(parser: Any) -> None:
+    """Add the entry points' ``--threads N`` option (same name and help everywhere) to an argparse parser/group."""
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for PyTorch [default: OMP_NUM_THREADS if set, else 1 for small models and "
+                             "the free cores for large ones; see docs/performance.md]")
 
 
 def rows_of(batch_size: int, img_size: int, patch_size: int) -> int:

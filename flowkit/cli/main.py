@@ -95,7 +95,7 @@ def _config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
             group.add_argument(flag, dest=f"cfg_{f.name}", metavar=metavar, help=text)
 
 
-def _threads_flag(group: argparse._ArgumentGroup) -> None:
+def add_threads_argument(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads for PyTorch [default: OMP_NUM_THREADS if set, else 1 for small models "
                             "and the free cores for large ones; see docs/performance.md]")
@@ -103,6 +103,8 @@ def _threads_flag(group: argparse._ArgumentGroup) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``flowkit`` argument parser."""
+    from ..threads import add_threads_argument
+
     parser = argparse.ArgumentParser(prog="flowkit", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -121,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     tg["run"].add_argument("--no-progress", action="store_true", help="no progress bar [default: show it]")
     tg["run"].add_argument("--json", action="store_true",
                            help="print the final metrics as one JSON line instead of the summary [default: off]")
-    _threads_flag(tg["run"])
+    add_threads_argument(tg["run"])
     _config_flags(tg)
 
     def model_source(p: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         g["run"].add_argument("--device", default="auto", metavar="{auto,cpu,cuda,cuda:N,mps}",
                               help="where to run [default: auto = a CUDA GPU if available, else the CPU]")
         g["run"].add_argument("--seed", type=int, default=0, metavar="N", help="random seed [default: 0]")
-        _threads_flag(g["run"])
+        add_threads_argument(g["run"])
         return g
 
     sample = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid or .npz",
