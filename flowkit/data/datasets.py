@@ -236,6 +236,8 @@ def peek_image_shape(spec: str | os.PathLike[str], *, root: str | os.PathLike[st
 # --- sources ---------------------------------------------------------------------------------------
 
 _IDX_IMAGES, _IDX_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+_IDX_HOWTO = (f"put MNIST's {_IDX_IMAGES}.gz and {_IDX_LABELS}.gz there (from any MNIST mirror; "
+              "docs/quickstart.md, 'MNIST')")
 # IDX type codes (third byte of the magic number) and the numpy types they hold, big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -246,7 +248,7 @@ def _idx_files(spec: str) -> tuple[Path, Path | None] | None:
     folder = Path(spec.removeprefix("mnist-idx:")).expanduser()
     if not folder.is_dir():
         if explicit:
-            raise FileNotFoundError(f"data {spec!r}: {str(folder)!r} is not a folder")
+            raise FileNotFoundError(f"data {spec!r}: {str(folder)!r} is not a folder; {_IDX_HOWTO}")
         return None
     for sub in (folder, folder / "raw", folder / "MNIST" / "raw"):
         for suffix in ("", ".gz"):
@@ -256,7 +258,7 @@ def _idx_files(spec: str) -> tuple[Path, Path | None] | None:
                 return images, (labels[0] if labels else None)
     if explicit:
         raise FileNotFoundError(f"data {spec!r}: no {_IDX_IMAGES}[.gz] in {str(folder)!r} (nor in raw/ or MNIST/raw/); "
-                                f"download MNIST's four IDX files there (see the quickstart's MNIST section)")
+                                f"{_IDX_HOWTO}")
     return None
 
 

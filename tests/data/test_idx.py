@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,18 @@ def test_peek_reads_a_folder_without_converting(tmp_path: Path) -> None:
     assert peek_image_shape(tmp_path) == (3, 16, 16)
     Image.new("RGB", (12, 16)).save(tmp_path / "odd.png")
     assert peek_image_shape(tmp_path) is None  # sizes differ: load_dataset asks for img_size
+
+
+def test_broken_torchvision_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A torchvision built for another torch fails at import with a RuntimeError, not an ImportError.
+    fake = tmp_path / "site" / "torchvision"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ValueError) as info:
+        load_dataset("torchvision:MNIST", root=tmp_path)
+    message = str(info.value)
+    assert "torchvision is installed but fails to import (RuntimeError: operator torchvision::nms does not exist)" \
+        in message and "mnist-idx:FOLDER" in message and "\n" not in message
