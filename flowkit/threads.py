@@ -41,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PARALLEL_WORK", "ThreadChoice", "add_threads_argument", "apply_thread_policy", "choose_threads", "rows_of", "usable_cores"]
+__all__ = ["PARALLEL_WORK", "ThreadChoice", "add_threads_argument", "apply_thread_policy", "choose_threads",
+           "rows_of", "usable_cores"]
 
 #: Multiply-adds of one ``width x width`` matmul (``rows x width^2``) from which more than one
 #: thread pays off; smaller models run on 1 thread (see the module docstring for the measurement).

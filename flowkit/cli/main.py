@@ -73,20 +73,22 @@ def _groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGrou
 
 
 def _config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
-    """One ``--field-name VALUE`` per :class:`~flowkit.training.TrainConfig` field, with the help of its
-    docstring (values are coerced and validated by :func:`~flowkit.training.apply_overrides`); booleans
-    also work as bare flags."""
+    """Add one ``--field-name VALUE`` per :class:`~flowkit.training.TrainConfig` field to its help group.
+
+    The help is the field's docstring entry with its default; values are coerced and validated by
+    :func:`~flowkit.training.apply_overrides`; booleans also work as bare flags.
+    """
     from ..training import TrainConfig
     from ..training.config import attribute_docs
 
     docs = attribute_docs(TrainConfig)
+    defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     where = {name: group for group, names in _GROUPS.items() for name in names}
     for f in dataclasses.fields(TrainConfig):
         group = groups[where.get(f.name, "run")]
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        text = _help_text(docs.get(f.name, f.name.replace("_", " ")), default)
+        text = _help_text(docs.get(f.name, f.name.replace("_", " ")), getattr(defaults, f.name))
         tp = hints[f.name]
         if tp is bool:
             group.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", metavar="BOOL", help=text)
@@ -300,7 +302,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         with path.open("rb") as f:
             head = f.read(4)
         if not (head.startswith(b"PK") or head[:1] == b"\x80"):
-            raise ValueError(f"{str(path)!r} is not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
+            raise ValueError(f"{str(path)!r} is not a PyTorch checkpoint (neither a torch.save zip archive "
+                             "nor a pickle)")
     device = init_distributed(args.device).device
     model, cfg = load_trained(args.checkpoint, ema=not args.no_ema, ml_tarflow=ml)
     return model.to(device), cfg, device
@@ -401,7 +404,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     apply_thread_policy(args.threads, rows=rows_of(args.batch_size, h, model.config["patch_size"]),
                         width=model.config["channels"])
     spec = args.data or cfg.data
-    data = load_dataset(spec, h, c, root=args.data_root or (cfg.data_root if cfg else None))
+    data: Any = load_dataset(spec, h, c, root=args.data_root or (cfg.data_root if cfg else None))
     split = "all images"
     if args.data is None:  # the run's own held-out split
         _, data = train_val_split(data, cfg.val_fraction, seed=cfg.seed)

@@ -18,7 +18,8 @@ def test_quick_ablations_write_under_runs() -> None:
         sys.path.remove(str(ROOT / "examples" / "ablations"))
     quick = parse_args("vp_vs_nvp", "", ["--quick", "--threads", "1"])
     assert quick.out == Path("runs/ablations/results/vp_vs_nvp-quick")
-    assert parse_args("vp_vs_nvp", "", ["--quick", "--runs", "elsewhere"]).out == Path("elsewhere/results/vp_vs_nvp-quick")
+    elsewhere = parse_args("vp_vs_nvp", "", ["--quick", "--runs", "elsewhere"]).out
+    assert elsewhere == Path("elsewhere/results/vp_vs_nvp-quick")
     # The default scale's results are the ones docs/ablations.md is built from, kept in the repository.
     assert parse_args("vp_vs_nvp", "", ["--threads", "1"]).out == HERE / "results" / "vp_vs_nvp"
 

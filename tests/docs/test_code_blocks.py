@@ -58,7 +58,8 @@ def all_blocks() -> list[Block]:
 
 
 # Appended to each block: the peak resident memory of the process, read back by the test.
-PEAK = "\nimport resource as _r, sys as _s\nprint('PEAK_RSS_KB', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss, file=_s.stderr)\n"
+PEAK = ("\nimport resource as _r, sys as _s\n"
+        "print('PEAK_RSS_KB', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss, file=_s.stderr)\n")
 
 
 def test_the_blocks_are_found(tmp_path: Path) -> None:
