@@ -63,7 +63,7 @@ def main() -> None:
     busy = args.busy if args.busy is not None else cores
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for machine in ("idle", "busy"):
+        for machine in ("idle", "busy"):  # "idle": nothing added; other users of the machine still count
             loops = busy_loops(busy) if machine == "busy" else []
             try:
                 default, line = train_rate(Path(tmp) / f"{machine}-default", None, args.steps)
@@ -73,7 +73,8 @@ def main() -> None:
                 for proc in loops:
                     proc.kill()
                     proc.wait()
-            label = machine if machine == "idle" else f"busy ({busy} busy-loop processes)"
+            added = "no busy loops" if machine == "idle" else f"busy: {busy} busy-loop processes"
+            label = f"{added} (load average {os.getloadavg()[0]:.1f} after)"
             rows.append(f"| {label} | `{line.partition(' (')[0]}` | {default:.0f} | {pinned:.0f} | "
                         f"{default / pinned:.2f} | {every:.0f} |")
             print(rows[-1], flush=True)
