@@ -22,7 +22,8 @@ Then `flowkit sample runs/digits/checkpoint.pt` draws images from it and `flowki
 runs/digits/checkpoint.pt` reports held-out bits/dim and Bayes accuracy. `flowkit COMMAND --help`
 lists each command's options."""
 
-# Which help group each TrainConfig field is listed in; a field not named here goes to "run".
+# Which help group each TrainConfig field is listed in; a field not named here goes to "model" when a
+# base class of TrainConfig (the model's own config) declares it, else to "run".
 _GROUPS: dict[str, tuple[str, ...]] = {
     "model": ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block", "head_dim",
               "expansion", "nvp", "num_classes", "coupling"),
@@ -85,8 +86,9 @@ def _config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     where = {name: group for group, names in _GROUPS.items() for name in names}
+    inherited = {name for base in TrainConfig.__mro__[1:] for name in vars(base).get("__annotations__", {})}
     for f in dataclasses.fields(TrainConfig):
-        group = groups[where.get(f.name, "run")]
+        group = groups[where.get(f.name, "model" if f.name in inherited else "run")]
         flag = "--" + f.name.replace("_", "-")
         text = _help_text(docs.get(f.name, f.name.replace("_", " ")), getattr(defaults, f.name))
         tp = hints[f.name]
@@ -166,11 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="attention temperature of the guidance's unconditional pass; the only effect of "
                           "guidance on an unconditional model [default: 1.0]")
     smp.add_argument("--annealed", action="store_true",
-                     help="guidance weight rising linearly over the blocks [default: constant]")
+                     help="guidance weight rising linearly over the tokens [default: constant]")
     smp.add_argument("--temperature", type=float, default=1.0, metavar="T",
                      help="prior temperature (std of the latent) [default: 1.0]")
     smp.add_argument("--method", default=None, metavar="NAME",
-                     help="inverse method: sequential, jacobi, gs_jacobi, ... [default: auto]")
+                     help="inverse method: sequential, jacobi, gs_jacobi or sliding_jacobi [default: auto]")
     smp.add_argument("--denoise", dest="denoise", action="store_true", default=None,
                      help="one Tweedie denoising step [default: when the run trained with Gaussian noise]")
     smp.add_argument("--no-denoise", dest="denoise", action="store_false", help="no denoising step")
