@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from PIL import Image
 from flowkit.cli.main import build_parser, main
 from flowkit.training import TrainConfig, apply_overrides, load_config, train
 from flowkit.training.config import attribute_docs
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +180,8 @@ def test_top_level_help_says_what_to_run_first(capsys: pytest.CaptureFixture[str
 def test_errors_are_one_line(argv: list[str], message: str, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "flowkit", *argv, "--out" if argv[0] == "train" else "--seed",
                            str(tmp_path / "o") if argv[0] == "train" else "0"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout, not the installed one
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
