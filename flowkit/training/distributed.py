@@ -40,6 +40,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
     Without ``WORLD_SIZE`` (a plain ``flowkit train``) this is a single process. Under ``torchrun``
     the backend is NCCL on GPUs and gloo on the CPU, each rank takes GPU ``LOCAL_RANK``.
 
+    Args:
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises:
+        ValueError: a CUDA or MPS device asked for where PyTorch has none.
+
     Examples:
         >>> init_distributed("cpu").world_size  # no torchrun here
         1
@@ -47,7 +53,17 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this PyTorch build sees no CUDA GPU "
+                         f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but Apple's MPS backend is not available here; use --device cpu")
+    if device == "mps":
+        dev = torch.device("mps")
+    elif cuda:  # "cuda:N" picks GPU N for a single process; under torchrun each rank takes GPU LOCAL_RANK
+        dev = torch.device(device if ":" in device and world == 1 else f"cuda:{local}")
+    else:
+        dev = torch.device("cpu")
     if world == 1:
         return DistInfo(device=dev)
     if cuda:

@@ -219,7 +219,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         OSError: A write failed (disk full, file too large, read-only); it names the file, and the
             previous checkpoint is intact.
     """
-    info = init_distributed()
+    info = init_distributed(cfg.device)
     folder = RunFolder(cfg.out, resume=resume, overwrite=overwrite)
     try:
         _open_folder(folder, info)
@@ -301,7 +301,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
     saved_step = step if state is not None else None  # the step of the checkpoint on disk, if any
     record: dict[str, Any] = {}
     if info.is_main:
-        folder.write_config(config_to_toml(cfg))
+        # The resolved class count, so that the saved config says what the model is (not "none").
+        folder.write_config(config_to_toml(dataclasses.replace(cfg, num_classes=num_classes)))
         if resume:
             record = folder.prepare_log(step)
     # ---- loop -------------------------------------------------------------------------------------
