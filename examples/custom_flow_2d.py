@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from flowkit import ActNorm, Bijector, CausalAffine, Flow, Permutation
+from flowkit.threads import add_threads_argument, apply_thread_policy
 
 
 def two_moons(n: int, noise: float = 0.06, seed: int = 0) -> Tensor:
@@ -109,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--quick", action="store_true", help="a few steps, to check that it runs")
     p.add_argument("--out", type=Path, default=Path("runs/examples/custom_flow_2d"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_argument(p)
     args = p.parse_args(argv)
+    apply_thread_policy(args.threads, rows=512, width=32)  # batches of 256 points x 2 tokens, 32 wide
     steps = 10 if args.quick else args.steps
     torch.manual_seed(args.seed)  # the transformer weights
     data, held_out = two_moons(4000, seed=args.seed), two_moons(1000, seed=args.seed + 1)

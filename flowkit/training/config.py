@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import sys
 import types
 import typing
@@ -37,7 +38,12 @@ __all__ = [
     "apply_overrides",
     "config_to_toml",
     "validate",
+    "attribute_docs",
+    "DEVICE_PATTERN",
 ]
+
+#: Accepted ``device`` values: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 #: Numeric precision of training: float32, bf16 autocast, or bf16 on GPUs and float32 on the CPU.
 Precision = Literal["fp32", "bf16", "auto"]
@@ -56,8 +62,10 @@ class TrainConfig(TarFlowConfig):
     of 2 layers) on scikit-learn's 8x8 digits in about three minutes on two CPU cores.
 
     Attributes:
-        in_channels: Image channels ``C`` (1 grayscale, 3 RGB).
-        img_size: Side ``H = W`` of the square images; data is resized to it.
+        in_channels: Image channels ``C`` (1 grayscale, 3 RGB); ``flowkit train --data`` reads it from the
+            data, and data with other channels is converted with a note.
+        img_size: Side ``H = W`` of the square images, in pixels; ``flowkit train --data`` reads it from the
+            data, and data of another size is resized with a note.
         patch_size: Side ``p`` of the square patches; tokens have size ``C p^2``.
         channels: Transformer width.
         num_blocks: Number of autoregressive flow blocks ``T``.
@@ -68,8 +76,8 @@ class TrainConfig(TarFlowConfig):
         num_classes: Classes to condition on; ``None`` takes the data's (unconditional for unlabelled
             data), ``0`` forces an unconditional model.
         coupling: ``"autoregressive"`` (TarFlow blocks) or ``"channel"`` (channel coupling).
-        data: Data spec for :func:`flowkit.data.load_dataset` (``"digits"``, ``"torchvision:MNIST"``,
-            a folder, a ``.npy``/``.npz`` file).
+        data: Data spec for :func:`flowkit.data.load_dataset` (``"digits"``, ``"mnist-idx:FOLDER"``,
+            ``"torchvision:NAME"``, a folder, a ``.npy``/``.npz`` file).
         data_root: Folder holding downloaded torchvision data.
         val_fraction: Fraction of the data held out for validation, in ``[0, 1)``.
         noise: Training noise: ``"gaussian"`` (generation), ``"uniform"`` (likelihood) or ``"none"``.
@@ -97,6 +105,8 @@ class TrainConfig(TarFlowConfig):
         sample_guidance: Guidance weight for the sample grids (``0`` = off).
         denoise: Apply one Tweedie denoising step to samples (needs ``noise="gaussian"``).
         fsdp: Shard the model with FSDP instead of DDP when launched with ``torchrun``.
+        device: ``"auto"`` (the GPU of this process if CUDA is available, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Examples:
         >>> cfg = TrainConfig()
@@ -140,6 +150,7 @@ class TrainConfig(TarFlowConfig):
     sample_guidance: float = 1.0
     denoise: bool = True
     fsdp: bool = False
+    device: str = "auto"
 
 
 def _paper(**fields: Any) -> TrainConfig:
@@ -156,7 +167,7 @@ def _paper(**fields: Any) -> TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "digits": TrainConfig(),
     "mnist": _paper(
-        data="torchvision:MNIST", data_root="data", in_channels=1, img_size=28,
+        data="mnist-idx:data", in_channels=1, img_size=28,
         patch_size=4, channels=128, num_blocks=4, layers_per_block=4, sigma=0.1,
         lr=2e-3, batch_size=128, warmup_steps=500, max_steps=20_000, eval_every=1000,
         sample_every=2000, out="runs/mnist",
@@ -353,11 +364,52 @@ def validate(cfg: TrainConfig) -> None:
         _require(c.max_steps >= 1, f"max_steps must be >= 1, got {c.max_steps}")
     if c.epochs is not None:
         _require(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
+    _require(DEVICE_PATTERN.fullmatch(c.device) is not None,
+             f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` entries of a class's docstring and of its bases', as one line each.
+
+    Bases come first, so a subclass documenting a field again wins; continuation lines are joined.
+
+    Args:
+        cls: A class whose docstring (or its bases') has a Google-style ``Attributes:`` section.
+
+    Returns:
+        Field name mapped to its description.
+
+    Examples:
+        >>> attribute_docs(TrainConfig)["lr"]
+        'Peak learning rate of AdamW, reached after ``warmup_steps`` of linear warm-up.'
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = (klass.__doc__ or "").expandtabs().splitlines()
+        inside, indent, name = False, 0, ""
+        for line in lines:
+            stripped = line.strip()
+            if stripped == "Attributes:":
+                inside, indent, name = True, len(line) - len(line.lstrip()), ""
+                continue
+            if not inside:
+                continue
+            depth = len(line) - len(line.lstrip())
+            if stripped and depth <= indent:  # the next section ("Examples:") ends this one
+                inside = False
+                continue
+            entry = re.fullmatch(r"(\w+)(?: \([^)]*\))?: (.*)", stripped)
+            if entry and depth == indent + 4:
+                name = entry.group(1)
+                docs[name] = entry.group(2)
+            elif stripped and name:
+                docs[name] += " " + stripped
+    return docs
 
 
 # --- typing helpers ---------------------------------------------------------------------------------

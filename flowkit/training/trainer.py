@@ -229,7 +229,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         raise TypeError(f"train: cfg must be a TrainConfig (see load_config), got {type(cfg).__name__}")
     for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
         boolean(value, name, "train")
-    info = init_distributed()
+    info = init_distributed(cfg.device)
     folder = RunFolder(cfg.out, resume=resume, overwrite=overwrite)
     try:
         _open_folder(folder, info)
@@ -311,7 +311,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
     saved_step = step if state is not None else None  # the step of the checkpoint on disk, if any
     record: dict[str, Any] = {}
     if info.is_main:
-        folder.write_config(config_to_toml(cfg))
+        # The resolved class count, so that the saved config says what the model is (not "none").
+        folder.write_config(config_to_toml(dataclasses.replace(cfg, num_classes=num_classes)))
         if resume:
             record = folder.prepare_log(step)
     # ---- loop -------------------------------------------------------------------------------------
