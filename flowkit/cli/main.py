@@ -327,11 +327,18 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise ValueError(f"{str(path)!r} is not a PyTorch checkpoint (neither a torch.save zip archive "
                              "nor a pickle)")
     device = init_distributed(args.device).device
-    model, cfg = load_trained(path, ema=not args.no_ema, ml_tarflow=ml)
+    try:
+        model, cfg = load_trained(path, ema=not args.no_ema, ml_tarflow=ml)
+    except TypeError as e:  # the reference constructor's arguments came from --ml-tarflow: the user's words
+        if ml is None:
+            raise
+        raise ValueError(f"--ml-tarflow: {_first_line(e)}") from e
     return model.to(device), cfg, device
 
 
 def _parse_classes(text: str, num_classes: int) -> list[int]:
+    if not text.strip():
+        raise ValueError("--classes expects comma-separated integer labels, got an empty string")
     try:
         classes = [int(c) for c in text.split(",")]
     except ValueError:
@@ -374,10 +381,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     model, cfg, device = _load(args)
     y = None
     if model.num_classes:
-        classes = _parse_classes(args.classes, model.num_classes) if args.classes else list(range(model.num_classes))
+        classes = (_parse_classes(args.classes, model.num_classes) if args.classes is not None
+                   else list(range(model.num_classes)))
         y = torch.tensor(classes).repeat(-(-args.num // len(classes)))[: args.num]
         y = (y.sort(stable=True).values if not args.classes else y).to(device)
-    elif args.classes:
+    elif args.classes is not None:
         raise ValueError("--classes given, but the model is unconditional (trained without labels)")
     guidance = args.guidance if args.guidance is not None else (cfg.sample_guidance if cfg and y is not None else 0.0)
     if y is None and args.guidance:
@@ -417,7 +425,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from ..data import load_dataset, train_val_split
+    from ..data import load_dataset, peek_image_shape, train_val_split
     from ..metrics import bayes_accuracy, evaluate_bpd
     from ..threads import apply_thread_policy, rows_of
 
@@ -430,7 +438,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     apply_thread_policy(args.threads, rows=rows_of(args.batch_size, h, model.config["patch_size"]),
                         width=model.config["channels"])
     spec = args.data or cfg.data
-    data: Any = load_dataset(spec, h, c, root=args.data_root or (cfg.data_root if cfg else None))
+    root = args.data_root or (cfg.data_root if cfg else None)
+    native = peek_image_shape(spec, root=root)
+    if native is not None and native != (c, h, h):
+        _note("eval", f"converting the data's {native[0]}x{native[1]}x{native[2]} images to the model's "
+                      f"{c}x{h}x{h} (channels x height x width)")
+    data: Any = load_dataset(spec, h, c, root=root)
+    if model.num_classes and data.num_classes is None:
+        raise ValueError(f"the model is class-conditional ({model.num_classes} classes) but the data {str(spec)!r} has "
+                         "no labels; give labelled data (an .npz with 'y', or a folder with one subfolder per class)")
+    if model.num_classes and data.num_classes > model.num_classes:
+        raise ValueError(f"the data {str(spec)!r} has {data.num_classes} classes but the model has "
+                         f"{model.num_classes}; labels must lie in [0, {model.num_classes})")
     split = "all images"
     if args.data is None:  # the run's own held-out split
         _, data = train_val_split(data, cfg.val_fraction, seed=cfg.seed)

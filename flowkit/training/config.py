@@ -243,6 +243,12 @@ def load_config(preset_or_path: str | Path | None = None) -> TrainConfig:
         raise ValueError(f"{path}: {e}") from None
 
 
+def check_config(cfg: object, owner: str) -> None:
+    """Raise ``TypeError`` unless ``cfg`` is a :class:`TrainConfig` (``owner`` names the caller)."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"{owner}: cfg must be a TrainConfig (see load_config), got {type(cfg).__name__}")
+
+
 def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
     """Return a validated copy of ``cfg`` with some fields replaced.
 
@@ -268,6 +274,10 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConf
         >>> cfg.batch_size, cfg.lr, cfg.epochs, cfg.max_steps
         (32, 0.001, 5, None)
     """
+    check_config(cfg, "apply_overrides")
+    if not isinstance(overrides, Mapping):
+        raise TypeError(f"apply_overrides: overrides must be a mapping of field names to values, "
+                        f"got {type(overrides).__name__}")
     types_ = _field_types()
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -305,6 +315,7 @@ def config_to_toml(cfg: TrainConfig) -> str:
         >>> "betas = [0.9, 0.95]" in text and "# num_classes = none" in text
         True
     """
+    check_config(cfg, "config_to_toml")
     lines = ["# flowkit training config (resolved); fields that are none are commented out"]
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -330,6 +341,7 @@ def validate(cfg: TrainConfig) -> None:
         ...
         ValueError: patch_size 3 must divide img_size 8
     """
+    check_config(cfg, "validate")
     for name, tp in _field_types().items():
         value = getattr(cfg, name)
         if not _is_instance(value, tp):
@@ -340,6 +352,7 @@ def validate(cfg: TrainConfig) -> None:
         _require(getattr(c, name) >= 1, f"{name} must be >= 1, got {getattr(c, name)}")
     for name in ("warmup_steps", "eval_every", "sample_every", "seed"):
         _require(getattr(c, name) >= 0, f"{name} must be >= 0, got {getattr(c, name)}")
+    _require(c.in_channels in (1, 3), f"in_channels must be 1 (grayscale) or 3 (RGB), got {c.in_channels}")
     _require(c.img_size % c.patch_size == 0, f"patch_size {c.patch_size} must divide img_size {c.img_size}")
     _require(c.channels % c.head_dim == 0, f"channels {c.channels} must be a multiple of head_dim {c.head_dim}")
     _require(c.num_classes is None or c.num_classes >= 0, f"num_classes must be >= 0 or none, got {c.num_classes}")

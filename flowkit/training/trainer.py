@@ -23,7 +23,7 @@ from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
 from ..presets import TarFlow
 from ..sampling import denoise
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
-from .config import TrainConfig, config_to_toml
+from .config import TrainConfig, check_config, config_to_toml
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed, wrap_model
 from .run_folder import CHECKPOINT, METRICS, SAMPLES, RunFolder, RunFolderError, current_dir
 
@@ -49,6 +49,7 @@ class TrainingDiverged(RuntimeError):
 
 def build_model(cfg: TrainConfig, num_classes: int) -> TarFlow:
     """The :class:`~flowkit.TarFlow` a config describes."""
+    check_config(cfg, "build_model")
     return TarFlow.from_config(dataclasses.replace(cfg, num_classes=num_classes))
 
 
@@ -225,8 +226,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         OSError: A write failed (disk full, file too large, read-only); it names the file, and the
             previous checkpoint is intact.
     """
-    if not isinstance(cfg, TrainConfig):
-        raise TypeError(f"train: cfg must be a TrainConfig (see load_config), got {type(cfg).__name__}")
+    check_config(cfg, "train")
     for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
         boolean(value, name, "train")
     info = init_distributed(cfg.device)
