@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import nonnegative_int, positive_int
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]
@@ -34,6 +35,10 @@ class TransformerConditioner(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, seq_len: int, channels: int, num_layers: int,
                  head_dim: int = 64, expansion: int = 4, num_classes: int = 0) -> None:
         super().__init__()
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("seq_len", seq_len), ("channels", channels),
+                            ("num_layers", num_layers)):
+            positive_int(value, name, "TransformerConditioner")
+        nonnegative_int(num_classes, "num_classes", "TransformerConditioner")
         self.proj_in = nn.Linear(in_dim, channels)
         self.pos_embed = nn.Parameter(torch.randn(seq_len, channels) * 1e-2)
         self.class_embed = nn.Parameter(torch.randn(num_classes, channels) * 1e-2) if num_classes else None
