@@ -3,7 +3,8 @@ on stderr that names the flag, key or file and what was expected, never a traceb
 
 In-process (``flowkit.cli.main.main``), on two tiny checkpoints trained once for the module. Placeholders
 in the rows: ``CK`` the conditional checkpoint (10 classes), ``UK`` the unconditional one, ``D/`` a folder
-of bad data and config files, ``OUT`` where samples would go (nothing may be written there). One row per distinct bad input.
+of bad data and config files, ``OUT`` where samples would go (nothing may be written there). One row per
+distinct bad input.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from PIL import Image
 from flowkit.cli.main import main
 from flowkit.training import apply_overrides, load_config, train
 
-TINY = dict(channels=32, head_dim=16, num_blocks=1, layers_per_block=1, batch_size=16, max_steps=2, eval_every=0,
-            sample_every=0)
+TINY = dict(
+    channels=32, head_dim=16, num_blocks=1, layers_per_block=1, batch_size=16, max_steps=2, eval_every=0, sample_every=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     np.savez(d / "float_labels.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.array([0.5, 0, 1, 2]))
     np.savez(d / "label_99.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 2, 99]))
     np.save(d / "float_images.npy", np.random.default_rng(0).random((4, 8, 8)))
-    for key, value in {"batch_size": '"x"', "bogus_key": "1", "lr": "-1.0", "img_size": "8.5", "label_drop": "1.5",
-                       "max_steps": "true", "sigma": "nan", "preset": '"imagenet9000"', "in_channels": "2"}.items():
+    for key, value in {
+        "batch_size": '"x"',
+        "bogus_key": "1",
+        "lr": "-1.0",
+        "img_size": "8.5",
+        "label_drop": "1.5",
+        "max_steps": "true",
+        "sigma": "nan",
+        "preset": '"imagenet9000"',
+        "in_channels": "2",
+    }.items():
         (d / f"{key}.toml").write_text(f"{key} = {value}\n")
     (d / "section.toml").write_text("[section]\nlr = 1\n")
     (d / "not_toml.toml").write_text("this is not toml\n")
@@ -94,7 +105,10 @@ SAMPLE_SOURCE = [  # the checkpoint argument itself, or the model it holds
 ]
 EVAL = [
     (["--data", "D/negative.npz"], "labels must lie in [0, 3), got values in [-1, 2]"),
-    (["--data", "D/unlabelled.npz"], "the model is class-conditional (10 classes) but the data 'D/unlabelled.npz' has no labels"),
+    (
+        ["--data", "D/unlabelled.npz"],
+        "the model is class-conditional (10 classes) but the data 'D/unlabelled.npz' has no labels",
+    ),
     (["--data", "D/float_labels.npz"], "float_labels.npz['y'] must be integer labels shaped (4,), got float64"),
     (["--data", "D/label_99.npz"], "the data 'D/label_99.npz' has 100 classes but the model has 10"),
     (["--data", "D/float_images.npy"], "float_images.npy: expected uint8 images shaped (N, H, W)"),
@@ -180,7 +194,10 @@ ROWS = (
     + [pytest.param(["eval", "CK", *a], w, id=f"eval {' '.join(a)}") for a, w in EVAL]
     + [pytest.param(["eval", *a], w, id=f"eval source {' '.join(a)}") for a, w in EVAL_SOURCE]
     # --max-steps 1 first (a row's own flags come later and win): a row that slipped through trains one step, not 2000
-    + [pytest.param(["train", "--max-steps", "1", "--out", "D/run", *a], w, id=f"train {' '.join(a)}") for a, w in TRAIN]
+    + [
+        pytest.param(["train", "--max-steps", "1", "--out", "D/run", *a], w, id=f"train {' '.join(a)}")
+        for a, w in TRAIN
+    ]
 )
 
 
@@ -191,8 +208,9 @@ def _fill(text: str, files: dict[str, str]) -> str:
 
 
 @pytest.mark.parametrize("argv, words", ROWS)
-def test_bad_flag_is_one_error_line(argv: list[str], words: str, files: dict[str, str], tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flag_is_one_error_line(
+    argv: list[str], words: str, files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "samples.png"
     try:
         status = main([_fill(a, {**files, "OUT": str(out)}) for a in argv])
@@ -211,8 +229,9 @@ def test_bad_flag_is_one_error_line(argv: list[str], words: str, files: dict[str
     assert not out.exists()
 
 
-def test_eval_says_when_it_converts_images(files: dict[str, str], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_says_when_it_converts_images(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """RGB and RGBA folders scored by a grayscale model: converted, and said so in one line."""
     for mode in ("RGB", "RGBA"):
         folder = tmp_path / mode / "cat"
@@ -221,8 +240,9 @@ def test_eval_says_when_it_converts_images(files: dict[str, str], tmp_path: Path
             Image.new(mode, (8, 8), (200, 10, 10, 255)[: len(mode)]).save(folder / f"{i}.png")
         assert main(["eval", files["UK"], "--data", str(folder.parent), "--json"]) == 0
         notes = [line for line in capsys.readouterr().err.splitlines() if "converting" in line]
-        assert notes == ["flowkit eval: converting the data's 3x8x8 images to the model's 1x8x8 "
-                         "(channels x height x width)"]
+        assert notes == [
+            "flowkit eval: converting the data's 3x8x8 images to the model's 1x8x8 (channels x height x width)"
+        ]
 
 
 def test_the_rows_are_distinct() -> None:
