@@ -318,6 +318,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     if DEVICE_PATTERN.fullmatch(args.device) is None:
         raise ValueError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {args.device!r}")
+    if args.seed < 0:  # as `flowkit train` (its config's seed): one rule for every seed the user gives
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     ml = _ml_tarflow_args(args.ml_tarflow) if args.ml_tarflow is not None else None
     path = Path(args.checkpoint).expanduser()
     if path.is_file():  # torch.save writes a zip archive (a pickle before PyTorch 1.6): refuse anything else early
