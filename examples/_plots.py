@@ -47,7 +47,7 @@ class Points:
         xy: the points, ``(N, 2)``.
         colour: RGB, 0-255.
         label: the legend entry.
-        marker: ``"."`` (a dot) or ``"x"`` (a cross).
+        marker: ``"o"`` (a dot) or ``"x"`` (a cross).
         size: matplotlib's marker size.
         alpha: matplotlib's opacity.
     """
@@ -55,15 +55,15 @@ class Points:
     xy: Tensor
     colour: tuple[int, int, int]
     label: str
-    marker: str = "."
+    marker: str = "o"
     size: float = 2.0
     alpha: float = 0.4
 
     def __post_init__(self) -> None:
         if self.xy.dim() != 2 or self.xy.shape[1] != 2:
             raise ValueError(f"Points: xy must be (N, 2), got {tuple(self.xy.shape)}")
-        if self.marker not in (".", "x"):
-            raise ValueError(f"Points: marker must be '.' or 'x', got {self.marker!r}")
+        if self.marker not in ("o", "x"):
+            raise ValueError(f"Points: marker must be 'o' or 'x', got {self.marker!r}")
 
 
 @torch.no_grad()
@@ -164,7 +164,7 @@ def _to_grey(density: Tensor) -> Any:
 
 
 def _pillow_points(points: Sequence[Points], limits: Limits) -> Any:
-    """A white ``PANEL x PANEL`` Pillow image with each point a dot or a cross of its colour."""
+    """A white ``PANEL x PANEL`` Pillow image with each point a dot (3 x 3 pixels) or a cross (5 x 5) of its colour."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (PANEL, PANEL), "white")
@@ -178,6 +178,6 @@ def _pillow_points(points: Sequence[Points], limits: Limits) -> Any:
             if p.marker == "x":
                 draw.line([(c - 2, r - 2), (c + 2, r + 2)], fill=p.colour)
                 draw.line([(c - 2, r + 2), (c + 2, r - 2)], fill=p.colour)
-            else:
-                draw.point((c, r), fill=p.colour)
+            else:  # a dot 3 pixels across: a single pixel is hard to see
+                draw.rectangle([(c - 1, r - 1), (c + 1, r + 1)], fill=p.colour)
     return image
