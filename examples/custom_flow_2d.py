@@ -68,8 +68,10 @@ def fit(flow: Flow, data: Tensor, steps: int, batch_size: int = 256, lr: float =
 
 @torch.no_grad()
 def density_grid(flow: Flow, lim: float = 2.5, n: int = 120) -> tuple[Tensor, Tensor]:
-    """The learned density on an ``n x n`` grid over ``[-lim, lim]^2``: ``(coords (n,), density (n, n))``,
-    rows indexed by the second coordinate."""
+    """The learned density on an ``n x n`` grid over ``[-lim, lim]^2``.
+
+    Returns ``(coords (n,), density (n, n))``, rows indexed by the second coordinate.
+    """
     t = torch.linspace(-lim, lim, n)
     v, u = torch.meshgrid(t, t, indexing="ij")
     points = torch.stack([u.flatten(), v.flatten()], dim=1).unsqueeze(-1)
