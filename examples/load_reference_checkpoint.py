@@ -4,8 +4,8 @@
 and the reference constructor's arguments, and returns a flowkit :class:`~flowkit.TarFlow` that
 computes the same function. A published checkpoint is a bare state dict, so pass its config::
 
-    python examples/load_reference_checkpoint.py imagenet64.pth --sigma 0.05 \\
-        --config in_channels=3,img_size=64,patch_size=2,channels=768,num_blocks=8,layers_per_block=8,nvp=true,num_classes=1000
+    CONFIG=in_channels=3,img_size=64,patch_size=2,channels=768,num_blocks=8,layers_per_block=8,nvp=true,num_classes=1000
+    python examples/load_reference_checkpoint.py imagenet64.pth --sigma 0.05 --config $CONFIG
 
 flowkit's parity fixtures (``{"config", "state_dict", "x", "z", ...}``, described in
 ``flowkit.presets.ml_tarflow``) carry their

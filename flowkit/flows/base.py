@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from .._validation import finite_float, positive_int
 from ..bijectors.base import Shape
@@ -31,6 +32,8 @@ class StandardNormal(nn.Module):
         >>> tuple(base.sample(4).shape)
         (4, 2, 3)
     """
+
+    _anchor: Tensor  # a registered buffer (declared for the type checker)
 
     def __init__(self, event_shape: Sequence[int]) -> None:
         super().__init__()
@@ -65,13 +68,13 @@ class StandardNormal(nn.Module):
         return eps if var is None else eps * var.sqrt().to(eps.dtype)
 
     def update(self, z: Tensor) -> None:
-        """Hook for distributions fitted during training: :meth:`update_moment` with the batch mean of
-        ``z**2``."""
+        """Hook for distributions fitted during training: :meth:`update_moment` with the batch mean of ``z**2``."""
         self.update_moment(z.detach().float().square().mean(0))
 
     def update_moment(self, second_moment: Tensor) -> None:
         """Hook for distributions fitted to :math:`E[z^2]` (shape ``event_shape``); no-op here."""
 
+    @override
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}"
 
@@ -99,6 +102,8 @@ class EMADiagonalNormal(StandardNormal):
         [1.2999999523162842, 1.2999999523162842, 1.2999999523162842]
     """
 
+    var: Tensor  # a registered buffer (declared for the type checker)
+
     def __init__(self, event_shape: Sequence[int], rate: float = 0.1) -> None:
         super().__init__(event_shape)
         rate = finite_float(rate, "rate", "EMADiagonalNormal")
@@ -112,6 +117,8 @@ class EMADiagonalNormal(StandardNormal):
 
     @torch.no_grad()
     def update_moment(self, second_moment: Tensor) -> None:
-        """Move ``var`` toward ``second_moment``, an estimate of :math:`E[z^2]` (e.g. a batch mean,
-        averaged over ranks in distributed training)."""
+        """Move ``var`` toward ``second_moment``, an estimate of :math:`E[z^2]`.
+
+        The estimate is e.g. a batch mean, averaged over ranks in distributed training.
+        """
         self.var.lerp_(second_moment.to(self.var), self.rate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from ..bijectors.base import (
     Bijector,
     Shape,
     _skip_checks,
+    as_bijectors,
     bijector_list,
     chain_forward,
     chain_inverse,
@@ -52,7 +53,9 @@ class Flow(nn.Module):
     Args:
         bijectors: in application order (data to latent); stored as the ``nn.ModuleList``
             ``self.bijectors``. Neighbouring shapes are checked here.
-        base: the latent distribution; default :class:`StandardNormal` over the latent shape.
+        base: the latent distribution: a :class:`StandardNormal` or a subclass such as
+            :class:`~flowkit.EMADiagonalNormal` (the trainer calls its ``update_moment``); default
+            :class:`StandardNormal` over the latent shape.
         event_shape: shape of one data sample; needed when the first bijector does not fix it.
 
     Examples:
@@ -67,7 +70,7 @@ class Flow(nn.Module):
         ((3, 1, 8, 8), (3,))
     """
 
-    def __init__(self, bijectors: Sequence[Bijector], base: nn.Module | None = None,
+    def __init__(self, bijectors: Sequence[Bijector], base: StandardNormal | None = None,
                  event_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         bijectors = bijector_list(bijectors, "Flow")
@@ -92,8 +95,9 @@ class Flow(nn.Module):
                             f"got {type(base).__name__}")
         base_shape = getattr(base, "event_shape", None)
         if latent is not None and base_shape is not None and tuple(base_shape) != latent:
-            raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over {tuple(base_shape)}")
-        self.base = base
+            raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over "
+                             f"{tuple(base_shape)}")
+        self.base: StandardNormal = base
         flags = composition_flags(bijectors, "Flow")
         self.conditional: bool = flags["conditional"]
         self.context_spec: ContextSpec | None = flags["context_spec"]
@@ -129,10 +133,10 @@ class Flow(nn.Module):
         The inputs are checked once here (see :class:`~flowkit.Bijector`); the blocks skip their checks.
         """
         if _skip_checks():
-            return chain_forward(self.bijectors, x, context)
+            return chain_forward(as_bijectors(self.bijectors), x, context)
         self._check_inputs(type(self).__name__, ("x", x, self.event_shape), context, None)
         with nested_calls():
-            return chain_forward(self.bijectors, x, context)
+            return chain_forward(as_bijectors(self.bijectors), x, context)
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Log-density of ``x`` in nats, shape ``(B,)`` (summed over all dimensions)."""
@@ -158,17 +162,19 @@ class Flow(nn.Module):
 
     def _inverse(self, z: Tensor, context: Tensor | None, options: dict[str, Any], grad: bool = False,
                  owner: str = "", check_z: bool = True) -> tuple[Tensor, Tensor]:
-        """Checks, then the inverse of every block with its log-det; ``check_z=False`` for latents that
-        :meth:`sample` drew itself."""
+        """Checks, then the inverse of every block with its log-det.
+
+        ``check_z=False`` for latents that :meth:`sample` drew itself.
+        """
         owner = owner or f"{type(self).__name__}.inverse"
         boolean(grad, "grad", owner)
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             if _skip_checks():
-                return chain_inverse(self.bijectors, z, context, options)
+                return chain_inverse(as_bijectors(self.bijectors), z, context, options)
             self._check_inputs(owner, ("z", z, self.latent_shape) if check_z else None, context, options,
                                batch=z.shape[0])
             with nested_calls():
-                x, logdet = chain_inverse(self.bijectors, z, context, options)
+                x, logdet = chain_inverse(as_bijectors(self.bijectors), z, context, options)
         report_nonfinite(x, owner)
         return x, logdet
 
@@ -184,7 +190,8 @@ class Flow(nn.Module):
         if isinstance(context, int) and not isinstance(context, bool):
             context = torch.full((num_samples,), context, dtype=torch.long, device=device)
         z = self.base.sample(num_samples, temperature=temperature, generator=generator, dtype=dtype, device=device)
-        return z, context
+        # A bool context (not a label) is left as it is: the checks reject it by name.
+        return z, cast("Tensor | None", context)
 
     def sample(self, num_samples: int, context: Tensor | int | None = None, temperature: float = 1.0,
                generator: torch.Generator | None = None, *, grad: bool = False, **options: Any) -> Tensor:

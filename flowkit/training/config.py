@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import math
 import re
-import sys
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -23,11 +23,6 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from flowkit.data.transforms import NoiseKind
 from flowkit.presets.tarflow import TarFlowConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, before it joined the standard library
-    import tomli as tomllib
 
 __all__ = [
     "TrainConfig",

@@ -78,7 +78,11 @@ def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callabl
     return factor
 
 
-def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor | int], None]:
+# The parameter lists AveragedModel passes to its `multi_avg_fn` (and torch._foreach_* take).
+_TensorList = tuple[Tensor, ...] | list[Tensor]
+
+
+def ema_with_warmup(decay: float) -> Callable[[_TensorList, _TensorList, Tensor | int], None]:
     r"""An ``AveragedModel`` update whose decay ramps up: :math:`d_n = \min(d, \frac{1 + n}{10 + n})`.
 
     A fixed decay :math:`d` would keep :math:`d^n` of the random initialisation after :math:`n`
@@ -90,7 +94,7 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
         >>> round(avg[0].item(), 3)
         0.9
     """
-    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+    def update(averaged: _TensorList, current: _TensorList, num_averaged: Tensor | int) -> None:
         n = int(num_averaged)
         if averaged and averaged[0].is_floating_point():
             torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1 + n) / (10 + n)))
@@ -100,9 +104,12 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 
 
 def _step_noise(cfg: TrainConfig, x: Tensor, y: Tensor, step: int, info: DistInfo) -> tuple[Tensor, Tensor]:
-    """Input noise and label dropout for one step (:func:`~flowkit.data.dequantize`,
-    :func:`~flowkit.data.drop_labels`), drawn for the *global* batch from a generator seeded by the
-    step, so that any number of ranks (and a resumed run) sees exactly the same noise."""
+    """Input noise and label dropout for one step.
+
+    :func:`~flowkit.data.dequantize` and :func:`~flowkit.data.drop_labels`, drawn for the *global*
+    batch from a generator seeded by the step, so that any number of ranks (and a resumed run) sees
+    exactly the same noise.
+    """
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     n = x.shape[0] * info.world_size
     mine = slice(info.rank, None, info.world_size)  # DistributedSampler interleaves ranks the same way

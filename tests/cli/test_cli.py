@@ -20,7 +20,6 @@ from flowkit.cli.main import build_parser, main
 from flowkit.training import TrainConfig, apply_overrides, load_config, train
 from flowkit.training.config import attribute_docs
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -204,10 +203,12 @@ def test_corrupt_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ml_tarflow"
 
 
-@pytest.mark.skipif(not (FIXTURES / "cond_nvp_c3_s8_p2.pt").exists(), reason=f"reference fixtures not found in {FIXTURES}")
+@pytest.mark.skipif(not (FIXTURES / "cond_nvp_c3_s8_p2.pt").exists(),
+                    reason=f"reference fixtures not found in {FIXTURES}")
 def test_sample_and_eval_a_reference_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = str(FIXTURES / "cond_nvp_c3_s8_p2.pt")
-    assert main(["sample", ckpt, "--ml-tarflow", "--num", "4", "--guidance", "1.5", "--out", str(tmp_path / "r.npz")]) == 0
+    out = str(tmp_path / "r.npz")
+    assert main(["sample", ckpt, "--ml-tarflow", "--num", "4", "--guidance", "1.5", "--out", out]) == 0
     assert np.load(tmp_path / "r.npz")["x"].shape == (4, 3, 8, 8)
     images = (np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3))).astype(np.uint8)
     np.savez(tmp_path / "d.npz", x=images, y=np.arange(12) % 10)

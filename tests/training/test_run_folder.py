@@ -59,8 +59,9 @@ def test_a_second_trainer_exits_at_once_naming_the_holder(tmp_path: Path) -> Non
     with RunFolder(out).opened():  # this process holds the lock, as a running trainer would
         proc = run_python("-m", "flowkit", "train", "--no-progress", f"--out={out}")
     assert proc.returncode == 1
-    assert _without_threads_note(proc.stderr) == (f"flowkit train: error: the run folder {out} is in use by process {os.getpid()} "
-                                   f"(lock {out / '.lock'}); wait for it to finish or stop it, or choose another --out")
+    assert _without_threads_note(proc.stderr) == (
+        f"flowkit train: error: the run folder {out} is in use by process {os.getpid()} "
+        f"(lock {out / '.lock'}); wait for it to finish or stop it, or choose another --out")
     assert sorted(p.name for p in out.iterdir()) == [".lock"]  # it stopped before writing anything
 
 

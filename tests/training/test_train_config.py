@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from flowkit.training import PRESETS, TrainConfig, apply_overrides, config_to_toml, load_config, validate
 
