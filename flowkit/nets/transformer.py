@@ -62,7 +62,8 @@ class KVCache:
 
     def update(self, layer: int, start: int, kv: Tensor) -> Tensor:
         """Store keys and values ``kv`` (``(2, B, H, T, hd)``) at positions ``start..start+T-1`` of
-        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``."""
+        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``.
+        """
         t = kv.shape[3]
         if self.inplace:  # narrow + copy_: the cheapest way to address a slice (this runs per token and layer)
             self.kv[layer].narrow(3, start, t).copy_(kv)
