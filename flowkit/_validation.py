@@ -144,8 +144,9 @@ def choice(value: T, name: str, options: Sequence[T], owner: str = "") -> T:
 
 def finite_float(value: object, name: str, owner: str = "", *, low: float | None = None,
                  low_inclusive: bool = True) -> float:
-    """``value`` as a float if it is a finite real number (not a ``bool``), optionally ``>= low``
-    (or ``> low`` with ``low_inclusive=False``).
+    """``value`` as a float if it is a finite real number (not a ``bool``), optionally bounded below.
+
+    The bound is ``>= low``, or ``> low`` with ``low_inclusive=False``.
 
     Examples:
         >>> finite_float(2, "guidance", low=0.0)
@@ -272,7 +273,8 @@ def check_tensor(
     if not x.dtype.is_floating_point:
         raise TypeError(f"{where}{name} must be a floating-point tensor, got dtype {x.dtype}")
     if event_shape is not None:
-        ok = x.dim() == len(event_shape) + 1 and all(e is None or e == s for e, s in zip(event_shape, x.shape[1:], strict=True))
+        ok = x.dim() == len(event_shape) + 1 and all(
+            e is None or e == s for e, s in zip(event_shape, x.shape[1:], strict=True))
         if not ok:
             raise ValueError(f"{where}{name} must have shape {_fmt(('B', *event_shape))}, got {_fmt(tuple(x.shape))}")
     elif event_ndim is not None and x.dim() != event_ndim + 1:
@@ -376,8 +378,10 @@ def merge_context_specs(specs: Sequence[ContextSpec], owner: str) -> ContextSpec
 
 def check_context(context: object, spec: ContextSpec | None, conditional: bool, batch: int, owner: str,
                   reference: Tensor | None, checks: ValueChecks | None = None) -> None:
-    """Check ``context`` for a bijector or flow that takes ``spec`` (or any tensor when ``spec`` is
-    ``None`` and ``conditional``); value checks go to ``checks`` (settled at once when ``None``).
+    """Check ``context`` for a bijector or flow that takes ``spec``.
+
+    When ``spec`` is ``None``, a ``conditional`` owner takes any tensor and an unconditional one none.
+    Value checks go to ``checks`` (settled at once when ``None``).
 
     Examples:
         >>> check_context(torch.tensor([0, 10]), ContextSpec.labels(10), True, 2, "Demo", None)

@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from typing_extensions import override
 
 from ..bijectors._affine import at_least_fp32
 from .base import ElementwiseMap
@@ -90,6 +91,7 @@ class RQSplineMap(ElementwiseMap):
         # Shift of the derivative logits so that a zero logit gives a unit derivative (identity at init).
         self._derivative_shift = math.log(math.expm1(1.0 - min_derivative))
 
+    @override
     def extra_repr(self) -> str:
         return f"bins={self.bins}, bound={self.bound}"
 
@@ -127,6 +129,7 @@ class RQSplineMap(ElementwiseMap):
         t = xi * (1 - xi)
         return 2 * torch.log(s) + torch.log(d1 * xi.square() + 2 * s * t + d0 * (1 - xi).square()) - 2 * torch.log(den)
 
+    @override
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         v = at_least_fp32(x)
         inside = (v > -self.bound) & (v < self.bound)
@@ -143,6 +146,7 @@ class RQSplineMap(ElementwiseMap):
         z = torch.where(inside, z, v)
         return z.to(x.dtype), torch.where(inside, logd, torch.zeros_like(logd)).to(x.dtype)
 
+    @override
     def inverse(self, z: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         v = at_least_fp32(z)
         inside = (v > -self.bound) & (v < self.bound)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,8 +24,9 @@ def norm_fp32(norm: nn.LayerNorm, x: Tensor) -> Tensor:
 
 
 def offset_causal_mask(t: int, start: int, device: torch.device | None = None) -> Tensor | None:
-    r"""Boolean attention mask for ``t`` queries at positions ``start..start+t-1`` over keys
-    ``0..start+t-1``: query ``start+i`` sees keys ``<= start+i``.
+    r"""Boolean causal attention mask ``(t, start + t)`` for queries at positions ``start..start+t-1``.
+
+    The keys are at positions ``0..start+t-1``: query ``start+i`` sees keys ``<= start+i``.
 
     ``None`` when nothing needs masking (a single query sees every cached key, and from
     ``start = 0`` attention uses SDPA's ``is_causal`` instead).
@@ -61,8 +65,9 @@ class KVCache:
             self.kv_list: list[list[Tensor]] = [[] for _ in range(num_layers)]
 
     def update(self, layer: int, start: int, kv: Tensor) -> Tensor:
-        """Store keys and values ``kv`` (``(2, B, H, T, hd)``) at positions ``start..start+T-1`` of
-        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``.
+        """Store keys and values ``kv`` of ``layer`` at ``start..start+T-1``; return all up to ``start + T``.
+
+        ``kv`` is ``(2, B, H, T, hd)``; the result is ``(2, B, H, start + T, hd)``.
         """
         t = kv.shape[3]
         if self.inplace:  # narrow + copy_: the cheapest way to address a slice (this runs per token and layer)
@@ -114,10 +119,12 @@ class Attention(nn.Module):
         return q, kv
 
     def _out(self, o: Tensor) -> Tensor:
+        """Merge the heads of ``o`` ``(B, H, T, hd)`` and project: ``(B, T, C)``."""
         b, _, t, _ = o.shape
         return self.proj(o.transpose(1, 2).reshape(b, t, -1))
 
     def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        """Attention over all of ``x`` ``(B, T, C)``, causal unless ``causal=False``: ``(B, T, C)``."""
         q, kv = self._qkv(x, q_scale)
         return self._out(F.scaled_dot_product_attention(q, kv[0], kv[1], is_causal=causal))
 
@@ -151,6 +158,7 @@ class MLP(nn.Module):
         self.fc2 = nn.Linear(channels * expansion, channels)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The MLP applied to each token of ``x`` ``(..., C)``: ``(..., C)``."""
         return self.fc2(F.gelu(self.fc1(norm_fp32(self.norm, x))))
 
 
@@ -163,13 +171,20 @@ class TransformerLayer(nn.Module):
         self.mlp = MLP(channels, expansion)
 
     def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        """The layer applied to ``x`` ``(B, T, C)``, with the arguments of :meth:`Attention.forward`."""
         x = x + self.attention(x, causal=causal, q_scale=q_scale)
         return x + self.mlp(x)
 
     def step(self, x: Tensor, cache: KVCache, layer: int, start: int, q_scale: Tensor | None = None,
              mask: Tensor | None = None) -> Tensor:
+        """The layer applied to tokens at ``start..`` with ``cache``, as in :meth:`Attention.step`."""
         x = x + self.attention.step(x, cache, layer, start, q_scale, mask)
         return x + self.mlp(x)
+
+
+def _as_layers(modules: nn.ModuleList) -> Sequence[TransformerLayer]:
+    """``modules`` typed as the layers it holds (an ``nn.ModuleList`` is typed as holding modules)."""
+    return cast("Sequence[TransformerLayer]", modules)
 
 
 class Transformer(nn.Module):
@@ -182,6 +197,7 @@ class Transformer(nn.Module):
         self.channels, self.head_dim = channels, head_dim
 
     def forward(self, x: Tensor, *, causal: bool = True, q_scale: Tensor | None = None) -> Tensor:
+        """Every layer applied in turn to ``x`` ``(B, T, C)``, with the arguments of :meth:`Attention.forward`."""
         for layer in self.layers:
             x = layer(x, causal=causal, q_scale=q_scale)
         return x
@@ -197,6 +213,6 @@ class Transformer(nn.Module):
         segment): their cache entries are overwritten.
         """
         mask = offset_causal_mask(x.shape[1], start, x.device)  # one mask for all layers
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(_as_layers(self.layers)):
             x = layer.step(x, cache, i, start, q_scale, mask)
         return x
