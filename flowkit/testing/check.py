@@ -34,16 +34,31 @@ def _jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return jac.reshape(f(x).numel(), x.numel())
 
 
-def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor, str]]:
+def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor | None, str]]:
     """Contexts a conditional bijector must reject, for the kind of context it declares."""
-    bad = [(context[:-1], "a context of the wrong batch size")]
+    bad: list[tuple[Tensor | None, str]] = [(context[:-1], "a context of the wrong batch size")]
     spec = b.context_spec
-    if spec is None or spec.kind == "labels":
+    # A bijector without a spec is checked by what it was given: a float (B, C) context as vectors.
+    vector = spec.kind == "vector" if spec is not None else context.dtype.is_floating_point and context.dim() == 2
+    if not vector:
         bad += [(context.float(), "float labels"), (torch.full_like(context, 10**6), "out-of-range labels")]
     else:
-        bad += [(context.long(), "an integer context vector"), (context.new_full(context.shape, float("nan")),
-                                                              "a non-finite context vector")]
+        bad += [(context.long(), "an integer context vector"),
+                (context.new_full(context.shape, float("nan")), "a non-finite context vector"),
+                (torch.cat([context, context[:, :1]], dim=1), "a context vector with one feature too many"),
+                (context[:, 0], "a context vector without its feature axis")]
+        if spec is not None and not spec.optional:
+            bad.append((None, "a missing context (None)"))
     return bad
+
+
+def _other_context(context: Tensor) -> Tensor:
+    """Another sample's context for each sample (labels or vectors alike): the batch rolled by one."""
+    other = context.roll(1, dims=0)
+    if torch.equal(other, context):
+        kind = "labels" if context.dim() == 1 else "context vectors"
+        _fail("context", f"use at least two distinct {kind} in the context")
+    return other
 
 
 def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
@@ -67,7 +82,10 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
        ``> i``) and ``volume_preserving`` (log-det exactly 0);
     6. every parameter gets a gradient;
     7. samples in a batch do not affect each other;
-    8. a conditional bijector reacts to its context and rejects a malformed one;
+    8. a conditional bijector reacts to its context (each sample given another's) and rejects a
+       malformed one: for labels, wrong batch, float or out-of-range labels; for vectors, wrong
+       batch, integer dtype, non-finite values, wrong width, a missing feature axis, and ``None``
+       when the context is required;
     9. every inverse method in ``inverse_methods`` agrees;
     10. no state is left on the module by a call;
     11. ``state_dict``, ``torch.save``/``torch.load(weights_only=True)`` and ``deepcopy`` keep the output.
@@ -77,7 +95,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     Args:
         bijector: the bijector to test.
         x: a batch of inputs ``(B, *event_shape)`` with ``B >= 2``.
-        context: labels ``(B,)`` for a conditional bijector (use at least two distinct values).
+        context: for a conditional bijector, what its ``context_spec`` declares: labels ``(B,)`` or
+            float vectors ``(B, C)`` of ``x``'s dtype (use at least two distinct values).
         atol, rtol: tolerances for the numerical comparisons.
         jacobian_samples: how many samples get the (dense, costly) Jacobian check.
         inverse_options: extra keywords for every :meth:`~flowkit.Bijector.inverse` call.
@@ -174,10 +193,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         if b.conditional:
             if context is None:
                 _fail("context", "a conditional bijector must be checked with a context")
-            other = context.roll(1)
-            if torch.equal(other, context):
-                _fail("context", "use at least two distinct labels in the context")
-            z_other, _ = fwd(x, other)
+            z_other, _ = fwd(x, _other_context(context))
             if torch.allclose(z_other, z):
                 _fail("context", "the output does not react to the context")
             for bad, what in _malformed_contexts(b, context):
@@ -185,6 +201,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
                     fwd(x, bad)
                 except (ValueError, TypeError):
                     continue
+                except Exception as e:  # the contract: a clear ValueError/TypeError, never a deep error
+                    _fail("context", f"{what} raised {type(e).__name__} instead of ValueError/TypeError: {e}")
                 _fail("context", f"{what} were accepted")
         elif context is not None:
             _fail("context", "a context was given for an unconditional bijector")
