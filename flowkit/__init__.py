@@ -11,7 +11,8 @@ from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
 from .presets import TarFlow, TarFlowConfig
 from .sampling import Guidance, SamplingOptions, denoise
 # General structures, element-wise maps and ready-made vector flows (the toolkit).
-from .bijectors import Coupling, Elementwise, FeaturePermutation, MaskedAutoregressive
+from .bijectors import (CausalTransformerFlow, Coupling, Elementwise, FeaturePermutation, MaskedAutoregressive,
+                        TokenAutoregressive)
 from .flows import MAF, NSF, RealNVP, SplineCoupling
 from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
 from . import metrics  # so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AffineMap",
+    "CausalTransformerFlow",
     "Coupling",
     "Elementwise",
     "ElementwiseMap",
@@ -28,6 +30,7 @@ __all__ = [
     "MaskedAutoregressive",
     "NSF",
     "RQSplineMap",
+    "TokenAutoregressive",
     "RealNVP",
     "ShiftMap",
     "SplineCoupling",
