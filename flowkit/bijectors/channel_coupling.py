@@ -34,8 +34,8 @@ class ChannelCoupling(Bijector):
     The inverse is one parallel pass: :math:`x^{(1)} = z^{(1)} e^{a(z^{(0)})} + b(z^{(0)})`.
     With ``map=`` any element-wise map replaces the affine one (e.g. :class:`~flowkit.maps.RQSplineMap`):
     :math:`z^{(1)} = \tau(x^{(1)}; \theta(x^{(0)}))`, log-det :math:`\sum \log|\tau'|`; the
-    transformer then predicts ``map.num_params`` values per transformed feature (parameter-major,
-    see :func:`~flowkit.bijectors.token_autoregressive.token_params`), and guidance extrapolates
+    transformer then predicts ``map.num_params`` values per transformed feature (parameter-major:
+    the first block of outputs is parameter 0 of every feature, and so on), and guidance extrapolates
     the map's raw parameters named by its ``guided_params``. (The general coupling structure over
     vectors or tokens with an MLP or user conditioner is :class:`~flowkit.Coupling`.)
     This is the channel-coupling ablation of the TarFlow paper (FID 20.4 vs 5.7 for

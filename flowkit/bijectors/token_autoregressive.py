@@ -122,7 +122,8 @@ class TokenAutoregressive(Bijector):
     **Conditioners** (the *token protocol*):
 
     - a :class:`~flowkit.nets.TransformerConditioner` with ``out_dim = map.num_params * D``, laid out
-      parameter-major (see :func:`token_params`): sampling uses its key/value cache, and guidance
+      parameter-major (parameter 0 of every feature first, then parameter 1, ...; for the affine map
+      TarFlow's ``(a, b)`` halves): sampling uses its key/value cache, and guidance
       its unconditional branch; the context is its ``num_classes`` or ``context_features``;
     - any ``nn.Module`` with ``module(x, context) -> params`` ``(B, N, D, P)`` whose row ``i``
       depends only on tokens ``<= i`` (declare the context with ``num_classes`` or
