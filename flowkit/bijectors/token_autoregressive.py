@@ -168,6 +168,7 @@ class TokenAutoregressive(Bijector):
     causal = True
     inverse_methods: tuple[str, ...] = METHODS
     sampling_options = SAMPLING_OPTIONS
+    net: TransformerConditioner | TokenConditioner
 
     def __init__(self, dim: int, seq_len: int, map: ElementwiseMap, conditioner: nn.Module, *,
                  num_classes: int = 0, context_features: int = 0) -> None:
@@ -187,7 +188,7 @@ class TokenAutoregressive(Bijector):
                                  f"{map.num_params} * {dim} = {map.num_params * dim} values per token, "
                                  f"got out_dim={conditioner.out_dim}")
             num_classes, context_features = conditioner.num_classes, conditioner.context_features
-            net: nn.Module = conditioner
+            net: TransformerConditioner | TokenConditioner = conditioner
         elif isinstance(conditioner, nn.Module):
             if num_classes and context_features:
                 raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
@@ -262,7 +263,7 @@ class TokenAutoregressive(Bijector):
         q_scale = g.q_scale(batch, dtype, z.device) if g.active else None
         weights = g.weights(self.seq_len, z.device).to(z.dtype).view(-1, 1, 1) if g.active else None
         guided = self.map.guided_params(g.guide_what)
-        cache = self.net.new_cache((2 if g.active else 1) * batch, dtype, z.device) if cached else None
+        cache: Any = self.net.new_cache((2 if g.active else 1) * batch, dtype, z.device) if cached else None
 
         def update(inputs: Tensor, start: int) -> tuple[Tensor, Tensor]:
             targets = slice(start + 1, start + 1 + inputs.shape[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -16,7 +16,7 @@ from ..bijectors.base import Bijector
 __all__ = ["check_bijector", "randomize_parameters"]
 
 
-def _fail(prop: str, detail: str) -> None:
+def _fail(prop: str, detail: str) -> NoReturn:
     raise AssertionError(f"check_bijector: {prop} failed: {detail}")
 
 
