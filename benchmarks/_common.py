@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from flowkit.threads import add_threads_argument, apply_thread_policy
+
 __all__ = ["machine", "best_times", "mm_flops", "Table", "parser", "setup", "finish", "profile_table", "digits_model"]
 
 
@@ -101,15 +103,15 @@ def profile_table(fn: Callable[[], object], row_limit: int = 15) -> str:
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--markdown", type=Path, default=None, help="also write the tables as markdown to this file")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_argument(p)
     p.add_argument("--repeats", type=int, default=5, help="timing rounds (the best one is kept)")
     p.add_argument("--profile", action="store_true", help="add a torch.profiler table of the main case")
     return p
 
 
-def setup(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def setup(args: argparse.Namespace, rows: int = 1024, width: int = 64) -> None:
+    """Apply the entry points' thread policy (the digits model's sizes unless given), seed, print the machine."""
+    apply_thread_policy(args.threads, rows=rows, width=width)
     torch.manual_seed(0)
     print(machine())
 

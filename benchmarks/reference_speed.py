@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import Table, finish, parser, profile_table, setup
 
 from flowkit import TarFlow, validating
 from flowkit.presets.tarflow_readable import ReadableTarFlow
+
+from _common import Table, finish, parser, profile_table, setup
 
 CONFIG = dict(in_channels=3, img_size=16, patch_size=2, channels=128, num_blocks=4, layers_per_block=4,
               head_dim=64, nvp=True, num_classes=10)

@@ -24,11 +24,12 @@ from collections.abc import Callable
 
 import torch
 import zuko
-from _common import Table, finish, parser, setup
 from torch import Tensor, nn
 
 from flowkit import MAF, NSF
 from flowkit.data import TOY_2D, toy_2d
+
+from _common import Table, finish, parser, setup
 
 CHUNK = 100
 

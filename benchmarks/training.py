@@ -49,8 +49,8 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="also measure torch.compile(model)")
     p.add_argument("--config", default="4-256-4-4", help="patch-channels-blocks-layers, 32x32x3 images")
     args = p.parse_args()
-    setup(args)
     patch, channels, blocks, layers = map(int, args.config.split("-"))
+    setup(args, rows=args.batch * (32 // patch) ** 2, width=channels)
     model = TarFlow(3, 32, patch, channels, blocks, layers)
     x = torch.rand(args.batch, 3, 32, 32) * 2 - 1
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=1e-4)

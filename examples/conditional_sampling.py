@@ -22,6 +22,7 @@ import flowkit
 from flowkit import TarFlow
 from flowkit.data import save_grid
 from flowkit.metrics.fid import FeatureExtractor
+from flowkit.threads import add_threads_argument, apply_thread_policy, rows_of
 from flowkit.training import apply_overrides, load_config, load_trained, train
 
 
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> dict[float, float]:
     p.add_argument("--out", type=Path, default=Path("runs/examples/conditional_sampling"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny model trained for a few steps")
+    add_threads_argument(p)
     args = p.parse_args(argv)
+    apply_thread_policy(args.threads, rows=rows_of(64, 8, 2), width=64)  # the digits model's training batch
     model, sigma = trained_model(args.checkpoint, args.out, args.quick)
     classes = model.num_classes
     y = torch.arange(classes).repeat_interleave(args.per_class)  # row c of the grid is class c

@@ -28,6 +28,8 @@ from torch import Tensor
 from flowkit import MAF, NSF, Flow, RealNVP, SplineCoupling
 from flowkit.data import TOY_2D, toy_2d
 
+from _plots import Points, plot_density
+
 FLOWS = {"nsf": NSF, "maf": MAF, "realnvp": RealNVP, "spline-coupling": SplineCoupling}
 
 
@@ -50,35 +52,6 @@ def fit(flow: Flow, data: Tensor, steps: int, batch_size: int = 256, lr: float =
     return loss.item()
 
 
-def plot(flow: Flow, data: Tensor, samples: Tensor, path: Path, lim: float = 3.0, n: int = 200) -> None:
-    """Learned density and data (black) against samples (red); matplotlib, else a Pillow heat map."""
-    t = torch.linspace(-lim, lim, n)
-    v, u = torch.meshgrid(t, t, indexing="ij")
-    with torch.no_grad():
-        density = flow.log_prob(torch.stack([u.flatten(), v.flatten()], dim=1)).exp().view(n, n)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from PIL import Image
-
-        pixels = (255 * density / density.max()).flip(0).to(torch.uint8).numpy()  # row 0 at the top
-        Image.fromarray(pixels).resize((400, 400)).save(path)
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
-    axes[0].imshow(density.numpy(), origin="lower", extent=(-lim, lim, -lim, lim), cmap="magma")
-    axes[0].set_title("learned density", fontsize=10)
-    axes[1].scatter(data[:, 0], data[:, 1], s=1, c="black", alpha=0.3, label="data")
-    axes[1].scatter(samples[:, 0], samples[:, 1], s=1, c="red", alpha=0.3, label="samples")
-    axes[1].set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
-    axes[1].legend(fontsize=8, markerscale=6, loc="upper right")
-    axes[1].set_title("data and samples", fontsize=10)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     """Fit, report the held-out NLL against a fitted Gaussian, write the plot; returns both NLLs."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,10 +72,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         samples = flow.sample(3000, generator=torch.Generator().manual_seed(args.seed))
     baseline = gaussian_nll(train, test)
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(flow, test, samples, args.out / "density_2d.png")
+    path = plot_density(flow.log_prob, [Points(test, (0, 0, 0), "data", size=1, alpha=0.3),
+                                        Points(samples, (220, 30, 30), "samples", size=1, alpha=0.3)],
+                        args.out / "density_2d.png")
     print(f"{args.flow} on {args.data}, {steps} steps: train loss {train_loss:.3f}, held-out NLL {nll:.3f} nats "
-          f"(fitted Gaussian {baseline:.3f}, {math.exp(baseline - nll):.1f}x likelier per point); "
-          f"wrote {args.out / 'density_2d.png'}")
+          f"(fitted Gaussian {baseline:.3f}, {math.exp(baseline - nll):.1f}x likelier per point); wrote {path}")
     return {"test_nll": nll, "gaussian_nll": baseline}
 
 

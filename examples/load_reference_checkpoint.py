@@ -4,10 +4,11 @@
 and the reference constructor's arguments, and returns a flowkit :class:`~flowkit.TarFlow` that
 computes the same function. A published checkpoint is a bare state dict, so pass its config::
 
-    python examples/load_reference_checkpoint.py imagenet64.pth --sigma 0.05 \\
-        --config in_channels=3,img_size=64,patch_size=2,channels=768,num_blocks=8,layers_per_block=8,nvp=true,num_classes=1000
+    CONFIG=in_channels=3,img_size=64,patch_size=2,channels=768,num_blocks=8,layers_per_block=8,nvp=true,num_classes=1000
+    python examples/load_reference_checkpoint.py imagenet64.pth --sigma 0.05 --config $CONFIG
 
-flowkit's parity fixtures (``{"config", "state_dict", "x", "z", ...}``, see DESIGN.md) carry their
+flowkit's parity fixtures (``{"config", "state_dict", "x", "z", ...}``, described in
+``flowkit.presets.ml_tarflow``) carry their
 config and the reference's outputs; for those the script also reports how closely flowkit
 reproduces them. ``--quick`` (or no path at all) builds a small random checkpoint in the
 reference's layout first, so the script runs anywhere.
@@ -26,6 +27,7 @@ import flowkit
 from flowkit import TarFlow
 from flowkit.data import save_grid
 from flowkit.presets.ml_tarflow import reference_shapes
+from flowkit.threads import add_threads_argument, apply_thread_policy
 from flowkit.training.loading import parse_key_values
 
 #: The config of the random checkpoint made by ``--quick``.
@@ -67,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> TarFlow:
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--out", type=Path, default=Path("runs/examples/reference_checkpoint"), help="output folder")
     p.add_argument("--quick", action="store_true", help="use a small random checkpoint in the reference layout")
+    add_threads_argument(p)
     args = p.parse_args(argv)
     path = args.checkpoint
     if path is None or args.quick:
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> TarFlow:
         diffs = compare_with_fixture(model, bundle)
         print("max |flowkit - reference|: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     n = args.num_samples
+    apply_thread_policy(args.threads, rows=2 * n, width=model.config["channels"])  # sampling: n rows, twice guided
     y = torch.arange(n) % model.num_classes if model.num_classes else None
     with torch.no_grad():
         x = model.sample(n, context=y, guidance=args.guidance if y is not None else 0.0,

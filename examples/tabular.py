@@ -30,6 +30,8 @@ from torch import Tensor
 
 from flowkit import NSF, Flow
 
+from _plots import Points, plot_points
+
 
 def load(seed: int = 0) -> tuple[dict[str, tuple[Tensor, Tensor]], list[str]]:
     """Train / validation / test splits (60/20/20, stratified by a seeded shuffle), standardised on train."""
@@ -83,36 +85,15 @@ def fit(flow: Flow, splits: dict[str, tuple[Tensor, Tensor]], steps: int, lr: fl
 
 
 def plot(test: tuple[Tensor, Tensor], samples: dict[int, Tensor], names: list[str], path: Path,
-         features: tuple[int, int] = (0, 1)) -> None:
-    """Two features of held-out data (dots) and samples (crosses) per class; matplotlib, else Pillow."""
+         features: tuple[int, int] = (0, 1)) -> Path:
+    """Two features of held-out data (dots) and samples (crosses) per class; returns ``path``."""
     i, j = features
-    colours = {0: (200, 30, 30), 1: (30, 90, 200)}
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        from PIL import Image, ImageDraw
-
-        img = Image.new("RGB", (400, 400), "white")
-        draw = ImageDraw.Draw(img)
-        for c, s in samples.items():
-            for u, v in s[:, [i, j]].clamp(-3, 3).tolist():
-                draw.point((200 + 60 * u, 200 - 60 * v), fill=colours[c])
-        img.save(path)
-        return
-    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    for c, label in ((0, "malignant"), (1, "benign")):
-        col = [v / 255 for v in colours[c]]
-        xc = test[0][test[1] == c]
-        ax.scatter(xc[:, i], xc[:, j], s=12, color=col, label=f"{label}, held-out")
-        ax.scatter(samples[c][:, i], samples[c][:, j], s=12, color=col, marker="x", alpha=0.5,
-                   label=f"{label}, flow samples")
-    ax.set(xlabel=f"{names[i]} (standardised)", ylabel=f"{names[j]} (standardised)", xlim=(-3, 4), ylim=(-3, 4))
-    ax.legend(fontsize=7)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    points = []
+    for c, label, colour in ((0, "malignant", (200, 30, 30)), (1, "benign", (30, 90, 200))):
+        points += [Points(test[0][test[1] == c][:, [i, j]], colour, f"{label}, held-out", size=12, alpha=1.0),
+                   Points(samples[c][:, [i, j]], colour, f"{label}, flow samples", marker="x", size=12, alpha=0.5)]
+    return plot_points(points, path, limits=(-3, 4, -3, 4),
+                       labels=(f"{names[i]} (standardised)", f"{names[j]} (standardised)"))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -138,10 +119,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
               "gaussian_nll": -gauss_lp.gather(1, y[:, None]).mean().item(),
               "accuracy": bayes_accuracy(flow_lp, prior, y), "gaussian_accuracy": bayes_accuracy(gauss_lp, prior, y)}
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(splits["test"], samples, names, args.out / "tabular.png")
+    path = plot(splits["test"], samples, names, args.out / "tabular.png")
     print(f"held-out NLL {result['test_nll']:.2f} nats per tumour (per-class Gaussians {result['gaussian_nll']:.2f}); "
-          f"Bayes accuracy {result['accuracy']:.1%} (Gaussians {result['gaussian_accuracy']:.1%}); "
-          f"wrote {args.out / 'tabular.png'}")
+          f"Bayes accuracy {result['accuracy']:.1%} (Gaussians {result['gaussian_accuracy']:.1%}); wrote {path}")
     return result
 
 

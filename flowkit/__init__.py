@@ -4,18 +4,30 @@ Direction convention: ``forward`` normalizes (data to latent), ``inverse`` gener
 log-determinant is summed over the event dimensions (shape ``(B,)``).
 """
 
+# `metrics` is imported so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`.
+from . import metrics as metrics
 from ._validation import set_validation, validating
-from .bijectors import (ActNorm, Bijector, CausalAffine, Chain, ChannelCoupling, ContextSpec, Inverse, Patchify,
-                        Permutation)
-from .flows import EMADiagonalNormal, Flow, FlowDistribution, StandardNormal
+from .bijectors import (
+    ActNorm,
+    Bijector,
+    CausalAffine,
+    CausalTransformerFlow,
+    Chain,
+    ChannelCoupling,
+    ContextSpec,
+    Coupling,
+    Elementwise,
+    FeaturePermutation,
+    Inverse,
+    MaskedAutoregressive,
+    Patchify,
+    Permutation,
+    TokenAutoregressive,
+)
+from .flows import MAF, NSF, EMADiagonalNormal, Flow, FlowDistribution, RealNVP, SplineCoupling, StandardNormal
+from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
 from .presets import TarFlow, TarFlowConfig
 from .sampling import Guidance, SamplingOptions, denoise
-# General structures, element-wise maps and ready-made vector flows (the toolkit).
-from .bijectors import (CausalTransformerFlow, Coupling, Elementwise, FeaturePermutation, MaskedAutoregressive,
-                        TokenAutoregressive)
-from .flows import MAF, NSF, RealNVP, SplineCoupling
-from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
-from . import metrics  # so that `flowkit.metrics.bits_per_dim` resolves after `import flowkit`
 
 __version__ = "0.1.0"
 

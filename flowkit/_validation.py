@@ -46,7 +46,7 @@ def set_validation(enabled: bool) -> None:
         >>> flowkit.set_validation(False); flowkit.set_validation(True)
     """
     global _ENABLED
-    _ENABLED = bool(enabled)
+    _ENABLED = boolean(enabled, "enabled", "set_validation")
 
 
 def validation_enabled() -> bool:

@@ -50,7 +50,7 @@ def rewrite(text: str, page: Path, docs: Path, root: Path) -> str:
         # Links that start inside an inline code span are code, not links.
         spans = [m.span() for m in INLINE_CODE.finditer(line)]
         out.append(LINK.sub(
-            lambda m: m.group(0) if any(a <= m.start() < b for a, b in spans) else replace(m), line))
+            lambda m, spans=spans: m.group(0) if any(a <= m.start() < b for a, b in spans) else replace(m), line))
     return "\n".join(out)
 
 

@@ -45,6 +45,7 @@ import flowkit
 from flowkit import TarFlow
 from flowkit.data import ImageDataset, load_dataset, save_grid, train_val_split
 from flowkit.metrics import FeatureExtractor, InceptionExtractor, evaluate_bpd, sample_quality
+from flowkit.threads import add_threads_argument, apply_thread_policy, rows_of
 from flowkit.training import train
 from flowkit.training.config import PRESETS, TrainConfig, apply_overrides, config_to_toml, load_config
 from flowkit.training.loading import load_trained
@@ -128,21 +129,20 @@ def parse_args(script: str, description: str, argv: Sequence[str] | None = None)
     size.add_argument("--scale", metavar="PRESET", choices=[k for k in PRESETS if k != "digits"],
                       help="paper-sized preset for a GPU: " + ", ".join(k for k in PRESETS if k != "digits"))
     p.add_argument("--out", type=Path, default=None,
-                   help="results folder (default: examples/ablations/results/SCRIPT, or ...-quick/-PRESET)")
+                   help="results folder (default: examples/ablations/results/SCRIPT; with --quick or --scale "
+                        "RUNS/results/SCRIPT-quick or -PRESET, outside the source tree)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default: 0 1; --quick: 0)")
     p.add_argument("--runs", type=Path, default=Path("runs/ablations"),
                    help="folder of cached training runs, shared by the scripts (default: runs/ablations)")
     p.add_argument("--num-samples", type=int, default=None, help="samples per variant for FD/KID")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                    help="override a training-config field for every variant, e.g. --set data_root=/data")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    add_threads_argument(p)
     p.add_argument("--inception", type=Path, default=None,
                    help="local Inception-v3 weights: also report an FID comparable with published ones")
     p.add_argument("--retrain", action="store_true", help="ignore cached runs and train again")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     a = p.parse_args(argv)
-    if a.threads is not None:
-        torch.set_num_threads(a.threads)
     scale = "quick" if a.quick else a.scale or "default"
     if scale == "quick":
         base = apply_overrides(load_config("digits"), QUICK)
@@ -160,10 +160,13 @@ def parse_args(script: str, description: str, argv: Sequence[str] | None = None)
         base = apply_overrides(base, overrides)
     except ValueError as e:
         p.error(str(e))
+    apply_thread_policy(a.threads, rows=rows_of(base.batch_size, base.img_size, base.patch_size), width=base.channels)
     seeds = tuple(a.seeds) if a.seeds else (0,) if scale == "quick" else (0, 1)
     suffix = "" if scale == "default" else f"-{scale}"
+    # Only the default scale's results (read by report.py for docs/ablations.md) live in the source tree.
+    results = HERE / "results" if scale == "default" else a.runs / "results"
     num = a.num_samples or NUM_SAMPLES.get(scale, SCALE_NUM_SAMPLES)
-    return Setup(script=script, scale=scale, base=base, seeds=seeds, out=a.out or HERE / "results" / (script + suffix),
+    return Setup(script=script, scale=scale, base=base, seeds=seeds, out=a.out or results / (script + suffix),
                  runs=a.runs, num_samples=num, retrain=a.retrain, progress=a.progress, inception=a.inception)
 
 

@@ -36,8 +36,11 @@ def compute_dtype(x: Tensor) -> torch.dtype:
 
 def guided_inputs(net: TransformerConditioner, cond: Tensor | None, batch: int, guidance: Guidance,
                   x: Tensor) -> tuple[Tensor | None, Tensor | None]:
-    """Embeddings and query scales for a pass that runs conditional and unconditional branches as
-    one doubled batch (or the plain pass when guidance is off)."""
+    """Embeddings and query scales for a guided pass.
+
+    The conditional and unconditional branches run as one doubled batch (the plain pass when
+    guidance is off).
+    """
     if not guidance.active:
         return cond, None
     return net.guided_embedding(cond, batch), guidance.q_scale(batch, compute_dtype(x), x.device)

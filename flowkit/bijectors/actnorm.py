@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from .._validation import finite_float, positive_int
 from .base import Bijector, Shape
@@ -37,6 +38,8 @@ class ActNorm(Bijector):
         ([1.0, 1.0, 1.0], True)
     """
 
+    initialized: Tensor  # a registered buffer (declared for the type checker)
+
     def __init__(self, num_features: int, eps: float = 1e-6) -> None:
         super().__init__()
         positive_int(num_features, "num_features", "ActNorm")
@@ -46,14 +49,18 @@ class ActNorm(Bijector):
         self.register_buffer("initialized", torch.tensor(False))
         self.num_features, self.eps = num_features, eps
 
+    @override
     def extra_repr(self) -> str:
         return f"num_features={self.num_features}"
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.num_features:
-            raise ValueError(f"ActNorm({self.num_features}) expects a last event axis of {self.num_features}, got {tuple(shape)}")
+            raise ValueError(f"ActNorm({self.num_features}) expects a last event axis of {self.num_features}, "
+                             f"got {tuple(shape)}")
         return tuple(shape)
 
+    @override
     def inverse_shape(self, shape: Shape) -> Shape:
         return self.forward_shape(shape)
 
@@ -68,6 +75,7 @@ class ActNorm(Bijector):
         self.log_scale.copy_(flat.std(0, unbiased=False).clamp_min(self.eps).log())
         self.initialized.fill_(True)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         positions = self._positions(x)
         if self.training and not bool(self.initialized):
@@ -75,6 +83,7 @@ class ActNorm(Bijector):
         z = (x - self.loc) * torch.exp(-self.log_scale)
         return z, (-positions * self.log_scale.sum()).expand(x.shape[0]).to(x.dtype)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = z * torch.exp(self.log_scale) + self.loc
         return x, (self._positions(z) * self.log_scale.sum()).expand(z.shape[0]).to(z.dtype)

@@ -8,10 +8,11 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from .._validation import (
     ContextSpec,
@@ -97,8 +98,10 @@ def _checked(fn: Callable[..., tuple[Tensor, Tensor]], direction: str) -> Callab
 
 
 def _declared_options(fn: Callable[..., Any]) -> frozenset[str] | None:
-    """The keyword-only parameters of an ``inverse`` other than ``context`` (``None`` if it takes
-    ``**options``: then the class must declare ``sampling_options`` itself)."""
+    """The keyword-only parameters of an ``inverse`` other than ``context``.
+
+    ``None`` if it takes ``**options``: then the class must declare ``sampling_options`` itself.
+    """
     params = inspect.signature(fn).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
@@ -196,7 +199,8 @@ class Bijector(nn.Module):
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if name == "context_spec" and value is not None:
-            super().__setattr__("conditional", True)
+            # torch types the value as Tensor | Module, but a plain attribute takes any value.
+            super().__setattr__("conditional", True)  # type: ignore[arg-type]
 
     @property
     def takes_sampling_options(self) -> bool:
@@ -207,8 +211,12 @@ class Bijector(nn.Module):
         """Map data to latent: returns ``(z, logdet)`` with ``logdet`` of shape ``(B,)``."""
         raise NotImplementedError
 
-    def inverse(self, z: Tensor, *, context: Tensor | None = None, **options: Any) -> tuple[Tensor, Tensor]:
-        """Map latent to data: returns ``(x, logdet)``, the log-det of this (inverse) map."""
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Map latent to data: returns ``(x, logdet)``, the log-det of this (inverse) map.
+
+        A subclass adds the sampling options it takes as keyword-only parameters (or ``**options``
+        with ``sampling_options`` declared); the base class rejects any other option by name.
+        """
         raise NotImplementedError
 
     def forward_shape(self, shape: Shape) -> Shape:
@@ -230,8 +238,10 @@ class Bijector(nn.Module):
             raise ValueError(f"{type(self).__name__} expects event shape {tuple(self.event_shape)}, got {tuple(shape)}")
 
     def _check_context(self, context: Tensor | None) -> None:
-        """Kept for bijectors written before the base class made the checks: the wrapper already
-        checks the context of a top-level call, so new code does not call this."""
+        """Check ``context`` as a top-level call does (for bijectors written before the base class did).
+
+        The wrapper already checks the context of a top-level call, so new code does not call this.
+        """
         check_context(context, self.context_spec, self.conditional, -1 if context is None else context.shape[0],
                       type(self).__name__, None)
 
@@ -297,22 +307,28 @@ class Inverse(Bijector):
         self.event_shape = (None if bijector.event_shape is None
                             else tuple(bijector.forward_shape(tuple(bijector.event_shape))))
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None, **options: Any) -> tuple[Tensor, Tensor]:
         return self.bijector.inverse(x, context=context, **options)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.bijector.forward(z, context=context)
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         return self.bijector.inverse_shape(shape)
 
+    @override
     def inverse_shape(self, shape: Shape) -> Shape:
         return self.bijector.forward_shape(shape)
 
     @property
+    @override
     def inv(self) -> Bijector:
         return self.bijector
 
+    @override
     def extra_repr(self) -> str:
         return ""
 
@@ -345,9 +361,18 @@ def propagate_shapes(bijectors: Sequence[Bijector], event_shape: Shape | None = 
             try:
                 shape = tuple(b.forward_shape(shape))
             except ValueError as e:
-                raise ValueError(f"bijector {i} ({type(b).__name__}) cannot take the output of {previous}: {e}") from None
+                raise ValueError(f"bijector {i} ({type(b).__name__}) cannot take the output of {previous}: "
+                                 f"{e}") from None
         previous = f"bijector {i} ({type(b).__name__})"
     return shape
+
+
+def as_bijectors(modules: nn.ModuleList) -> Sequence[Bijector]:
+    """The parts held in ``modules``, typed as bijectors (an ``nn.ModuleList`` is typed as holding modules).
+
+    Only for lists whose items were checked to be bijectors when they were stored; costs nothing.
+    """
+    return cast("Sequence[Bijector]", modules)
 
 
 def options_for(b: Bijector, options: dict[str, Any]) -> dict[str, Any]:
@@ -380,9 +405,12 @@ def chain_inverse(
 
 
 def composition_flags(bijectors: Sequence[Bijector], owner: str) -> dict[str, Any]:
-    """The structure of a composition of ``bijectors``: conditional if any part is (with the merged
-    :class:`ContextSpec`), volume-preserving / causal if every part is, the union of the parts'
-    sampling options and inverse methods (in first-seen order, so the exact reference stays first)."""
+    """The structure of a composition of ``bijectors``.
+
+    Conditional if any part is (with the merged :class:`ContextSpec`), volume-preserving / causal if
+    every part is, the union of the parts' sampling options and inverse methods (in first-seen order,
+    so the exact reference stays first).
+    """
     conditional = [b for b in bijectors if b.conditional]
     specs = [b.context_spec for b in conditional if b.context_spec is not None]
     return dict(
@@ -393,6 +421,24 @@ def composition_flags(bijectors: Sequence[Bijector], owner: str) -> dict[str, An
         inverse_methods=tuple(dict.fromkeys(m for b in bijectors for m in b.inverse_methods)),
         sampling_options=frozenset().union(*(b.sampling_options for b in bijectors)),
     )
+
+
+def bijector_list(bijectors: object, owner: str) -> list[Bijector]:
+    """``bijectors`` as a list, checked to be an iterable (not a single bijector) of :class:`Bijector`.
+
+    Examples:
+        >>> bijector_list([nn.Linear(1, 1)], "Chain")
+        Traceback (most recent call last):
+        ...
+        TypeError: Chain: bijectors[0] must be a flowkit Bijector, got Linear
+    """
+    if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
+        raise TypeError(f"{owner}: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
+    items = list(bijectors)
+    for i, b in enumerate(items):
+        if not isinstance(b, Bijector):
+            raise TypeError(f"{owner}: bijectors[{i}] must be a flowkit Bijector, got {type(b).__name__}")
+    return items
 
 
 class Chain(Bijector):
@@ -416,10 +462,7 @@ class Chain(Bijector):
 
     def __init__(self, bijectors: Sequence[Bijector], event_shape: Shape | None = None) -> None:
         super().__init__()
-        bijectors = list(bijectors)
-        for i, b in enumerate(bijectors):
-            if not isinstance(b, Bijector):
-                raise TypeError(f"Chain: item {i} must be a flowkit Bijector, got {type(b).__name__}")
+        bijectors = bijector_list(bijectors, "Chain")
         propagate_shapes(bijectors, event_shape)
         self.bijectors = nn.ModuleList(bijectors)
         for name, value in composition_flags(bijectors, "Chain").items():
@@ -429,19 +472,23 @@ class Chain(Bijector):
         if self.event_shape is None and bijectors and first is bijectors[0]:
             self.event_shape = first.event_shape
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return chain_forward(self.bijectors, x, context)
+        return chain_forward(as_bijectors(self.bijectors), x, context)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None, **options: Any) -> tuple[Tensor, Tensor]:
-        return chain_inverse(self.bijectors, z, context, options)
+        return chain_inverse(as_bijectors(self.bijectors), z, context, options)
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
-        for b in self.bijectors:
+        for b in as_bijectors(self.bijectors):
             shape = b.forward_shape(shape)
         return tuple(shape)
 
+    @override
     def inverse_shape(self, shape: Shape) -> Shape:
-        for b in reversed(self.bijectors):
+        for b in reversed(as_bijectors(self.bijectors)):
             shape = b.inverse_shape(shape)
         return tuple(shape)
 
@@ -449,7 +496,7 @@ class Chain(Bijector):
         return len(self.bijectors)
 
     def __getitem__(self, i: int) -> Bijector:
-        return self.bijectors[i]  # type: ignore[return-value]
+        return as_bijectors(self.bijectors)[i]
 
 
 def zeros_logdet(x: Tensor) -> Tensor:

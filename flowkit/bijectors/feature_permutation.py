@@ -36,6 +36,13 @@ class FeaturePermutation(Bijector):
 
     def __init__(self, perm: Sequence[int] | Tensor) -> None:
         super().__init__()
+        if isinstance(perm, Tensor):
+            if perm.dtype.is_floating_point or perm.dtype == torch.bool or perm.dim() != 1:
+                raise TypeError(f"FeaturePermutation: perm must be a 1-d integer tensor, got dtype {perm.dtype}, "
+                                f"shape {tuple(perm.shape)}")
+        elif isinstance(perm, (str, bytes)) or not isinstance(perm, Sequence) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in perm):
+            raise TypeError(f"FeaturePermutation: perm must be a sequence of ints, got {perm!r}")
         index = torch.as_tensor(perm, dtype=torch.long).flatten()
         n = index.numel()
         if n < 1 or not torch.equal(index.sort().values, torch.arange(n)):

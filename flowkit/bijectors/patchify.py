@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torch import Tensor
+from typing_extensions import override
 
 from .._validation import positive_int
 from .base import Bijector, Shape, zeros_logdet
@@ -46,17 +47,19 @@ class Patchify(Bijector):
                  in_channels: int | None = None) -> None:
         super().__init__()
         self.patch_size = positive_int(patch_size, "patch_size", "Patchify")
+        self.img_size: tuple[int, int] | None = None
         if img_size is not None:
             sizes = (img_size, img_size) if isinstance(img_size, int) and not isinstance(img_size, bool) else img_size
             if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
                 raise TypeError(f"Patchify: img_size must be an int or a pair (H, W), got {img_size!r}")
-            img_size = tuple(positive_int(s, f"img_size[{i}]", "Patchify") for i, s in enumerate(sizes))
-        self.img_size = img_size
+            h, w = (positive_int(s, f"img_size[{i}]", "Patchify") for i, s in enumerate(sizes))
+            self.img_size = (h, w)
         self.in_channels = None if in_channels is None else positive_int(in_channels, "in_channels", "Patchify")
         if self.img_size is not None and in_channels is not None:
             self.event_shape = (in_channels, *self.img_size)
             self.forward_shape(self.event_shape)
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         p = self.patch_size
         if len(shape) != 3:
@@ -67,6 +70,7 @@ class Patchify(Bijector):
         self._check_event_shape(shape)
         return (h // p) * (w // p), c * p * p
 
+    @override
     def inverse_shape(self, shape: Shape) -> Shape:
         c, h, w = self._image_shape(tuple(shape))
         return c, h, w
@@ -91,17 +95,20 @@ class Patchify(Bijector):
             raise ValueError(f"Patchify({p}).inverse: {n} tokens are not a square grid; pass img_size=(H, W)")
         return c, side * p, side * p
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         b, c, h, w = x.shape
         p = self.patch_size
         z = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
         return z, zeros_logdet(x)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         c, h, w = self._image_shape(tuple(z.shape[1:]))
         b, p = z.shape[0], self.patch_size
         x = z.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
         return x, zeros_logdet(z)
 
+    @override
     def extra_repr(self) -> str:
         return f"patch_size={self.patch_size}"

@@ -7,6 +7,7 @@ from numbers import Integral
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .._validation import choice, nonnegative_int
 from .base import Bijector, Shape, zeros_logdet
@@ -58,6 +59,8 @@ class Permutation(Bijector):
 
     volume_preserving = True
     event_ndim = 2
+    perm: Tensor  # registered buffers (declared for the type checker)
+    inverse_perm: Tensor
 
     def __init__(self, perm: Sequence[int] | Tensor | None = None, *, kind: str = "explicit",
                  seq_len: int | None = None) -> None:
@@ -106,6 +109,7 @@ class Permutation(Bijector):
         g = torch.Generator().manual_seed(seed)
         return cls(torch.randperm(seq_len, generator=g), kind="random")
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         if len(shape) != 2:
             raise ValueError(f"Permutation expects tokens (N, D), got event shape {tuple(shape)}")
@@ -113,6 +117,7 @@ class Permutation(Bijector):
             raise ValueError(f"Permutation of {self.seq_len} tokens got a sequence of {shape[0]}")
         return tuple(shape)
 
+    @override
     def inverse_shape(self, shape: Shape) -> Shape:
         return self.forward_shape(shape)
 
@@ -125,9 +130,11 @@ class Permutation(Bijector):
             out = x[:, self.inverse_perm if inverse else self.perm]
         return out, zeros_logdet(x)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._permute(x, inverse=False)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._permute(z, inverse=True)
 
@@ -135,5 +142,6 @@ class Permutation(Bijector):
         """Apply the forward order to the first axis of ``t`` (e.g. a positional table)."""
         return self.forward(t.unsqueeze(0))[0].squeeze(0)
 
+    @override
     def extra_repr(self) -> str:
         return self.kind if self.kind != "explicit" else f"perm={self.perm.tolist()}"

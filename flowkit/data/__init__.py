@@ -16,12 +16,14 @@ from flowkit.data.toy2d import TOY_2D, toy_2d
 from flowkit.data.transforms import NOISE_KINDS, NoiseKind, dequantize, drop_labels, to_float, to_uint8
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
-    from flowkit.data.datasets import DATA_SPECS, ImageDataset, load_dataset
+    from flowkit.data.datasets import DATA_SPECS, ImageDataset, load_dataset, peek_image_shape, read_idx
 
 __all__ = [
     "DATA_SPECS",
     "ImageDataset",
     "load_dataset",
+    "peek_image_shape",
+    "read_idx",
     "make_grid",
     "save_grid",
     "train_val_split",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 # Name -> submodule that defines it, for the names imported on first use.
-_LAZY = {"DATA_SPECS": "datasets", "ImageDataset": "datasets", "load_dataset": "datasets"}
+_LAZY = {name: "datasets" for name in ("DATA_SPECS", "ImageDataset", "load_dataset", "peek_image_shape", "read_idx")}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,9 @@ A spec names where the images come from:
   order), or images directly in the folder for unlabelled data. Read with Pillow.
 - a ``.npy`` file of uint8 images, unlabelled; or a ``.npz`` file with the images under ``x`` or
   ``images``, optional integer labels under ``y`` or ``labels`` and optional ``class_names``.
+- MNIST-style IDX files (``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``, optionally
+  ``.gz``): a folder holding them (or holding them under ``raw/`` or ``MNIST/raw/``, torchvision's
+  layout) is read directly, without torchvision; ``"mnist-idx:FOLDER"`` says so explicitly.
 - ``"torchvision:NAME"`` (e.g. ``"torchvision:MNIST"``): the training split of a torchvision data set
   already downloaded under ``root``; nothing is downloaded.
 
@@ -15,6 +18,7 @@ Images are kept as uint8 ``(N, C, H, W)`` and converted to float on :math:`[-1, 
 
 from __future__ import annotations
 
+import gzip
 import os
 import zipfile
 from collections.abc import Sequence
@@ -30,9 +34,9 @@ from torch.utils.data import Dataset
 
 from flowkit.data.transforms import to_float
 
-__all__ = ["ImageDataset", "load_dataset", "DATA_SPECS"]
+__all__ = ["ImageDataset", "load_dataset", "peek_image_shape", "read_idx", "DATA_SPECS"]
 
-DATA_SPECS = "'digits', 'torchvision:NAME', a .npy/.npz file or a folder of images"
+DATA_SPECS = "'digits', 'torchvision:NAME', 'mnist-idx:FOLDER', a .npy/.npz file or a folder of images"
 
 # Pillow modes for the channel counts flowkit supports; every other count is refused up front.
 _MODES = {1: "L", 3: "RGB"}
@@ -169,6 +173,9 @@ def load_dataset(
         return _conform_dataset(*_load_digits(), img_size, channels)
     if spec.startswith("torchvision:"):
         return _conform_dataset(*_load_torchvision(spec.removeprefix("torchvision:"), root), img_size, channels)
+    idx = _idx_files(spec)
+    if idx is not None:
+        return _conform_dataset(*_load_idx(*idx), img_size, channels)
     path = Path(spec).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"data {spec!r} not found; expected {DATA_SPECS}")
@@ -181,7 +188,141 @@ def load_dataset(
     raise ValueError(f"cannot load data from {str(path)!r}: expected {DATA_SPECS}")
 
 
+def peek_image_shape(spec: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None
+                     ) -> tuple[int, int, int] | None:
+    """The native ``(C, H, W)`` of a data set's images, read cheaply (headers only where possible).
+
+    Used to take the model's ``in_channels`` / ``img_size`` from the data instead of converting it.
+
+    Args:
+        spec: As for :func:`load_dataset`.
+        root: As for :func:`load_dataset`.
+
+    Returns:
+        ``(C, H, W)``; ``None`` for ``torchvision:`` specs and folders whose images differ in size.
+
+    Raises:
+        FileNotFoundError, ValueError: As :func:`load_dataset` would for the same spec.
+
+    Examples:
+        >>> peek_image_shape("digits")
+        (1, 8, 8)
+    """
+    spec = os.fspath(spec)
+    if spec == "digits":
+        return (1, 8, 8)
+    if spec.startswith("torchvision:"):
+        return None
+    idx = _idx_files(spec)
+    if idx is not None:
+        with _open_idx(idx[0]) as f:
+            _, dims = _idx_header(f, idx[0])
+        return (1, dims[1], dims[2]) if len(dims) == 3 else None
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        extensions = set(Image.registered_extensions())
+        files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+        if not files:
+            return None  # load_dataset says what is wrong
+        headers = [_read_image(f, lazy=True) for f in files]
+        sizes = {img.size for img in headers}
+        if len(sizes) != 1:
+            return None
+        (w, h), = sizes
+        return (1 if all(img.mode in _GRAY_MODES for img in headers) else 3, h, w)
+    return load_dataset(spec).image_shape  # .npy / .npz: the arrays themselves
+
+
 # --- sources ---------------------------------------------------------------------------------------
+
+_IDX_IMAGES, _IDX_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+_IDX_HOWTO = (f"put MNIST's {_IDX_IMAGES}.gz and {_IDX_LABELS}.gz there (from any MNIST mirror; "
+              "docs/quickstart.md, 'MNIST')")
+# IDX type codes (third byte of the magic number) and the numpy types they hold, big-endian.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _idx_files(spec: str) -> tuple[Path, Path | None] | None:
+    """The IDX image and label files a spec points at, or ``None`` when it is not IDX data."""
+    explicit = spec.startswith("mnist-idx:")
+    folder = Path(spec.removeprefix("mnist-idx:")).expanduser()
+    if not folder.is_dir():
+        if explicit:
+            raise FileNotFoundError(f"data {spec!r}: {str(folder)!r} is not a folder; {_IDX_HOWTO}")
+        return None
+    for sub in (folder, folder / "raw", folder / "MNIST" / "raw"):
+        for suffix in ("", ".gz"):
+            images = sub / (_IDX_IMAGES + suffix)
+            if images.is_file():
+                labels = [sub / (_IDX_LABELS + s) for s in ("", ".gz") if (sub / (_IDX_LABELS + s)).is_file()]
+                return images, (labels[0] if labels else None)
+    if explicit:
+        raise FileNotFoundError(f"data {spec!r}: no {_IDX_IMAGES}[.gz] in {str(folder)!r} (nor in raw/ or MNIST/raw/); "
+                                f"{_IDX_HOWTO}")
+    return None
+
+
+def _open_idx(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _idx_header(f: Any, path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """Read an IDX header: the element type and the sizes."""
+    magic = f.read(4)
+    if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES or magic[3] == 0:
+        raise ValueError(f"{path.name} is not an IDX file (magic bytes {magic.hex()})")
+    raw = f.read(4 * magic[3])
+    if len(raw) != 4 * magic[3]:
+        raise ValueError(f"{path.name}: truncated IDX header")
+    return np.dtype(_IDX_DTYPES[magic[2]]), tuple(int(d) for d in np.frombuffer(raw, dtype=">u4"))
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array.
+
+    The format: two zero bytes, a type code (``0x08`` = uint8, ...), the number of dimensions ``n``,
+    then ``n`` big-endian uint32 sizes and the data in C order.
+
+    Args:
+        path: An IDX file, e.g. ``train-images-idx3-ubyte`` or ``train-labels-idx1-ubyte.gz``.
+
+    Returns:
+        An array of the stored type and shape (uint8 ``(N, 28, 28)`` for MNIST's images).
+
+    Raises:
+        ValueError: Not an IDX file, or fewer bytes than its header promises.
+
+    Examples:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "x-idx1-ubyte"
+        >>> _ = p.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+        >>> read_idx(p).tolist()
+        [7, 8, 9]
+    """
+    path = Path(path)
+    try:
+        with _open_idx(path) as f:
+            dtype, dims = _idx_header(f, path)
+            data = f.read()
+    except (OSError, EOFError) as e:  # a bad gzip stream
+        raise ValueError(f"cannot read {str(path)!r} as an IDX file: {_first_line(e)}") from None
+    expected = int(np.prod(dims)) * dtype.itemsize
+    if len(data) < expected:
+        raise ValueError(f"{path.name}: IDX header promises {dims} values ({expected} bytes), file holds {len(data)}")
+    return np.frombuffer(data[:expected], dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _load_idx(images_path: Path, labels_path: Path | None) -> _Arrays:
+    images = read_idx(images_path)
+    what = images_path.name
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"{what}: expected uint8 images shaped (N, H, W), got {images.dtype} {images.shape}")
+    labels = read_idx(labels_path) if labels_path is not None else None
+    if labels is not None and (labels.shape != (len(images),) or labels.dtype.kind not in "iu"):
+        raise ValueError(f"{labels_path.name}: expected {len(images)} integer labels, "  # type: ignore[union-attr]
+                         f"got {labels.dtype} {labels.shape}")
+    return images[:, None], labels, None
+
 
 # What a source yields: uint8 images (N, C, H, W), integer labels (N,) or None, class names or None.
 _Arrays = tuple[np.ndarray, "np.ndarray | None", "list[str] | None"]
@@ -242,7 +383,12 @@ def _load_torchvision(name: str, root: str | os.PathLike[str] | None) -> _Arrays
     except ImportError:
         raise ValueError(
             f"data 'torchvision:{name}' needs torchvision, which is not installed; "
-            "install it or use 'digits', an image folder or a .npz file"
+            "install it or use 'digits', an image folder, MNIST's IDX files ('mnist-idx:FOLDER') or a .npz file"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
+        raise ValueError(
+            f"torchvision is installed but fails to import ({type(e).__name__}: {_first_line(e)}); it does not "
+            "match this torch. For MNIST use its IDX files ('mnist-idx:FOLDER'), or an image folder or .npz file"
         ) from None
     cls = getattr(tvd, name, None)
     if not isinstance(cls, type):

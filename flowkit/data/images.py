@@ -8,9 +8,19 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .._validation import nonnegative_int, positive_int
 from .transforms import to_uint8
 
 __all__ = ["make_grid", "save_grid"]
+
+
+def _check_images(images: object, owner: str) -> None:
+    if not isinstance(images, Tensor) or not images.is_floating_point():
+        what = f"dtype {images.dtype}" if isinstance(images, Tensor) else type(images).__name__
+        raise TypeError(f"{owner}: images must be a float tensor (B, C, H, W) on [-1, 1] "
+                        f"(convert uint8 with flowkit.data.to_float), got {what}")
+    if images.dim() != 4:
+        raise ValueError(f"{owner}: images must have shape (B, C, H, W), got {tuple(images.shape)}")
 
 
 def make_grid(images: Tensor, nrow: int, padding: int = 1) -> Tensor:
@@ -22,10 +32,9 @@ def make_grid(images: Tensor, nrow: int, padding: int = 1) -> Tensor:
         >>> make_grid(torch.zeros(6, 1, 4, 4), nrow=3).shape
         torch.Size([1, 11, 16])
     """
-    if images.dim() != 4:
-        raise ValueError(f"make_grid expects images (B, C, H, W), got shape {tuple(images.shape)}")
-    if nrow < 1:
-        raise ValueError(f"nrow must be >= 1, got {nrow}")
+    _check_images(images, "make_grid")
+    positive_int(nrow, "nrow", "make_grid")
+    nonnegative_int(padding, "padding", "make_grid")
     b, c, h, w = images.shape
     rows = -(-b // nrow)
     grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
@@ -51,6 +60,8 @@ def save_grid(images: Tensor, path: str | os.PathLike[str], nrow: int, scale: in
     """
     from PIL import Image  # deferred: `import flowkit` must not load Pillow
 
+    _check_images(images, "save_grid")
+    positive_int(scale, "scale", "save_grid")
     grid = make_grid(images, nrow)
     array = grid.permute(1, 2, 0).numpy()
     img = Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)  # uint8 (H, W) -> L, (H, W, 3) -> RGB

@@ -7,6 +7,8 @@ from typing import TypeVar
 import torch
 from torch.utils.data import Dataset, Subset
 
+from .._validation import nonnegative_int, probability
+
 __all__ = ["train_val_split"]
 
 T = TypeVar("T")
@@ -38,8 +40,9 @@ def train_val_split(
         True
     """
     n = len(dataset)  # type: ignore[arg-type]
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if probability(val_fraction, "val_fraction", "train_val_split") == 1.0:
+        raise ValueError(f"train_val_split: val_fraction must be in [0, 1), got {val_fraction!r}")
+    nonnegative_int(seed, "seed", "train_val_split")
     n_val = round(val_fraction * n)
     if val_fraction > 0:
         n_val = max(n_val, 1)

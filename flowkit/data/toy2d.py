@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from .._validation import nonnegative_int, positive_int
+
 __all__ = ["TOY_2D", "toy_2d"]
 
 #: The names :func:`toy_2d` accepts.
@@ -32,8 +34,8 @@ def toy_2d(name: str, n: int, seed: int = 0) -> Tensor:
     """
     if name not in TOY_2D:
         raise ValueError(f"toy_2d: name must be one of {', '.join(TOY_2D)}, got {name!r}")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"toy_2d: n must be a positive int, got {n!r}")
+    positive_int(n, "n", "toy_2d")
+    nonnegative_int(seed, "seed", "toy_2d")
     g = torch.Generator().manual_seed(seed)
     if name == "moons":
         from sklearn.datasets import make_moons

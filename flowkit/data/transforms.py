@@ -54,6 +54,9 @@ def to_uint8(x: Tensor) -> Tensor:
     """
     if not x.is_floating_point():
         raise TypeError(f"to_uint8 expects a floating-point tensor, got {x.dtype}")
+    # NaN would silently become pixel 0; +-inf clamps like any other out-of-range value.
+    if bool(x.isnan().any()):
+        raise ValueError(f"to_uint8: x has {int(x.isnan().sum())} NaN value(s); a NaN is no pixel value")
     return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 

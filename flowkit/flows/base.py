@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
+from .._validation import finite_float, positive_int
 from ..bijectors.base import Shape
 
 __all__ = ["StandardNormal", "EMADiagonalNormal"]
@@ -31,9 +33,14 @@ class StandardNormal(nn.Module):
         (4, 2, 3)
     """
 
+    _anchor: Tensor  # a registered buffer (declared for the type checker)
+
     def __init__(self, event_shape: Sequence[int]) -> None:
         super().__init__()
-        self.event_shape: Shape = tuple(event_shape)
+        owner = type(self).__name__
+        if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
+            raise TypeError(f"{owner}: event_shape must be a tuple of positive ints, got {type(event_shape).__name__}")
+        self.event_shape: Shape = tuple(positive_int(s, f"event_shape[{i}]", owner) for i, s in enumerate(event_shape))
         # An empty buffer only so the distribution follows the flow's device and dtype.
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 
@@ -61,13 +68,13 @@ class StandardNormal(nn.Module):
         return eps if var is None else eps * var.sqrt().to(eps.dtype)
 
     def update(self, z: Tensor) -> None:
-        """Hook for distributions fitted during training: :meth:`update_moment` with the batch mean of
-        ``z**2``."""
+        """Hook for distributions fitted during training: :meth:`update_moment` with the batch mean of ``z**2``."""
         self.update_moment(z.detach().float().square().mean(0))
 
     def update_moment(self, second_moment: Tensor) -> None:
         """Hook for distributions fitted to :math:`E[z^2]` (shape ``event_shape``); no-op here."""
 
+    @override
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}"
 
@@ -95,10 +102,13 @@ class EMADiagonalNormal(StandardNormal):
         [1.2999999523162842, 1.2999999523162842, 1.2999999523162842]
     """
 
+    var: Tensor  # a registered buffer (declared for the type checker)
+
     def __init__(self, event_shape: Sequence[int], rate: float = 0.1) -> None:
         super().__init__(event_shape)
+        rate = finite_float(rate, "rate", "EMADiagonalNormal")
         if not 0 < rate <= 1:
-            raise ValueError(f"EMADiagonalNormal: rate must be in (0, 1], got {rate}")
+            raise ValueError(f"EMADiagonalNormal: rate must be in (0, 1], got {rate!r}")
         self.rate = rate
         self.register_buffer("var", torch.ones(self.event_shape))
 
@@ -107,6 +117,8 @@ class EMADiagonalNormal(StandardNormal):
 
     @torch.no_grad()
     def update_moment(self, second_moment: Tensor) -> None:
-        """Move ``var`` toward ``second_moment``, an estimate of :math:`E[z^2]` (e.g. a batch mean,
-        averaged over ranks in distributed training)."""
+        """Move ``var`` toward ``second_moment``, an estimate of :math:`E[z^2]`.
+
+        The estimate is e.g. a batch mean, averaged over ranks in distributed training.
+        """
         self.var.lerp_(second_moment.to(self.var), self.rate)

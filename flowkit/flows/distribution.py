@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from ..sampling.options import check_sampling_options
+
 if TYPE_CHECKING:
     from .flow import Flow
 
@@ -39,6 +41,13 @@ class FlowDistribution(Distribution):
     has_rsample = True
 
     def __init__(self, flow: Flow, context: Tensor | None = None, **sampling_options: Any) -> None:
+        from .flow import Flow  # a runtime import: flow.py imports this module
+
+        if not isinstance(flow, Flow):
+            raise TypeError(f"FlowDistribution: flow must be a flowkit Flow, got {type(flow).__name__}")
+        check_sampling_options(sampling_options, flow.sampling_options, "FlowDistribution")
+        if context is not None and not isinstance(context, Tensor):
+            raise TypeError(f"FlowDistribution: context must be a tensor or None, got {type(context).__name__}")
         if flow.event_shape is None:
             raise ValueError("FlowDistribution needs a flow with a known event_shape")
         self.flow, self.context, self.options = flow, context, sampling_options

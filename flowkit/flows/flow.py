@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,8 @@ from ..bijectors.base import (
     Bijector,
     Shape,
     _skip_checks,
+    as_bijectors,
+    bijector_list,
     chain_forward,
     chain_inverse,
     composition_flags,
@@ -51,7 +53,9 @@ class Flow(nn.Module):
     Args:
         bijectors: in application order (data to latent); stored as the ``nn.ModuleList``
             ``self.bijectors``. Neighbouring shapes are checked here.
-        base: the latent distribution; default :class:`StandardNormal` over the latent shape.
+        base: the latent distribution: a :class:`StandardNormal` or a subclass such as
+            :class:`~flowkit.EMADiagonalNormal` (the trainer calls its ``update_moment``); default
+            :class:`StandardNormal` over the latent shape.
         event_shape: shape of one data sample; needed when the first bijector does not fix it.
 
     Examples:
@@ -66,17 +70,12 @@ class Flow(nn.Module):
         ((3, 1, 8, 8), (3,))
     """
 
-    def __init__(self, bijectors: Sequence[Bijector], base: nn.Module | None = None,
+    def __init__(self, bijectors: Sequence[Bijector], base: StandardNormal | None = None,
                  event_shape: Sequence[int] | None = None) -> None:
         super().__init__()
-        if isinstance(bijectors, (Bijector, str, bytes)) or not isinstance(bijectors, Iterable):
-            raise TypeError(f"Flow: bijectors must be a list of flowkit Bijectors, got {type(bijectors).__name__}")
-        bijectors = list(bijectors)
+        bijectors = bijector_list(bijectors, "Flow")
         if not bijectors:
             raise ValueError("Flow needs at least one bijector")
-        for i, b in enumerate(bijectors):
-            if not isinstance(b, Bijector):
-                raise TypeError(f"Flow: bijectors[{i}] must be a flowkit Bijector, got {type(b).__name__}")
         if event_shape is not None:
             if isinstance(event_shape, (str, bytes)) or not isinstance(event_shape, Sequence):
                 raise TypeError(f"Flow: event_shape must be a tuple of ints, got {type(event_shape).__name__}")
@@ -91,10 +90,14 @@ class Flow(nn.Module):
             if latent is None:
                 raise ValueError("Flow: pass event_shape (or a base distribution) so the latent shape is known")
             base = StandardNormal(latent)
+        if not isinstance(base, nn.Module) or not all(callable(getattr(base, m, None)) for m in ("log_prob", "sample")):
+            raise TypeError(f"Flow: base must be a distribution module with log_prob and sample (e.g. StandardNormal), "
+                            f"got {type(base).__name__}")
         base_shape = getattr(base, "event_shape", None)
         if latent is not None and base_shape is not None and tuple(base_shape) != latent:
-            raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over {tuple(base_shape)}")
-        self.base = base
+            raise ValueError(f"Flow: the bijectors produce latents of shape {latent}, but the base is over "
+                             f"{tuple(base_shape)}")
+        self.base: StandardNormal = base
         flags = composition_flags(bijectors, "Flow")
         self.conditional: bool = flags["conditional"]
         self.context_spec: ContextSpec | None = flags["context_spec"]
@@ -130,10 +133,10 @@ class Flow(nn.Module):
         The inputs are checked once here (see :class:`~flowkit.Bijector`); the blocks skip their checks.
         """
         if _skip_checks():
-            return chain_forward(self.bijectors, x, context)
+            return chain_forward(as_bijectors(self.bijectors), x, context)
         self._check_inputs(type(self).__name__, ("x", x, self.event_shape), context, None)
         with nested_calls():
-            return chain_forward(self.bijectors, x, context)
+            return chain_forward(as_bijectors(self.bijectors), x, context)
 
     def log_prob(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Log-density of ``x`` in nats, shape ``(B,)`` (summed over all dimensions)."""
@@ -159,17 +162,19 @@ class Flow(nn.Module):
 
     def _inverse(self, z: Tensor, context: Tensor | None, options: dict[str, Any], grad: bool = False,
                  owner: str = "", check_z: bool = True) -> tuple[Tensor, Tensor]:
-        """Checks, then the inverse of every block with its log-det; ``check_z=False`` for latents that
-        :meth:`sample` drew itself."""
+        """Checks, then the inverse of every block with its log-det.
+
+        ``check_z=False`` for latents that :meth:`sample` drew itself.
+        """
         owner = owner or f"{type(self).__name__}.inverse"
         boolean(grad, "grad", owner)
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             if _skip_checks():
-                return chain_inverse(self.bijectors, z, context, options)
+                return chain_inverse(as_bijectors(self.bijectors), z, context, options)
             self._check_inputs(owner, ("z", z, self.latent_shape) if check_z else None, context, options,
                                batch=z.shape[0])
             with nested_calls():
-                x, logdet = chain_inverse(self.bijectors, z, context, options)
+                x, logdet = chain_inverse(as_bijectors(self.bijectors), z, context, options)
         report_nonfinite(x, owner)
         return x, logdet
 
@@ -177,13 +182,16 @@ class Flow(nn.Module):
                        generator: torch.Generator | None, owner: str) -> tuple[Tensor, Tensor | None]:
         positive_int(num_samples, "num_samples", owner)
         finite_float(temperature, "temperature", owner, low=0.0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{owner}: generator must be a torch.Generator or None, got {type(generator).__name__}")
         ref = next(self.parameters(), None)
         device = ref.device if ref is not None else None
         dtype = ref.dtype if ref is not None else None
         if isinstance(context, int) and not isinstance(context, bool):
             context = torch.full((num_samples,), context, dtype=torch.long, device=device)
         z = self.base.sample(num_samples, temperature=temperature, generator=generator, dtype=dtype, device=device)
-        return z, context
+        # A bool context (not a label) is left as it is: the checks reject it by name.
+        return z, cast("Tensor | None", context)
 
     def sample(self, num_samples: int, context: Tensor | int | None = None, temperature: float = 1.0,
                generator: torch.Generator | None = None, *, grad: bool = False, **options: Any) -> Tensor:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._validation import boolean, finite_float, positive_int
 from ..bijectors.autoregressive import MaskedAutoregressive
 from ..bijectors.base import Bijector
 from ..bijectors.coupling import Coupling
@@ -17,10 +18,14 @@ from .flow import Flow
 __all__ = ["MAF", "NSF", "RealNVP", "SplineCoupling"]
 
 
-def _check_sizes(owner: str, features: int, transforms: int) -> None:
-    for name, v in (("features", features), ("transforms", transforms)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{owner}: {name} must be an int >= 1, got {v!r}")
+def _check_sizes(owner: str, features: int, transforms: int, hidden: Sequence[int]) -> None:
+    """The arguments every vector flow takes, checked once here (the layers check the rest)."""
+    positive_int(features, "features", owner)
+    positive_int(transforms, "transforms", owner)
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
+        raise TypeError(f"{owner}: hidden must be a non-empty sequence of positive ints, got {hidden!r}")
+    for i, h in enumerate(hidden):
+        positive_int(h, f"hidden[{i}]", owner)
 
 
 def autoregressive_layers(features: int, map: ElementwiseMap, transforms: int, hidden: Sequence[int],
@@ -73,7 +78,8 @@ class MAF(Flow):
 
     def __init__(self, features: int, *, transforms: int = 3, hidden: Sequence[int] = (64, 64), num_classes: int = 0,
                  context_features: int = 0, residual: bool = False) -> None:
-        _check_sizes("MAF", features, transforms)
+        _check_sizes("MAF", features, transforms, hidden)
+        boolean(residual, "residual", "MAF")
         super().__init__(autoregressive_layers(features, AffineMap(), transforms, hidden, num_classes,
                                                context_features, residual), event_shape=(features,))
 
@@ -105,7 +111,9 @@ class NSF(Flow):
 
     def __init__(self, features: int, *, transforms: int = 3, hidden: Sequence[int] = (64, 64), bins: int = 8,
                  bound: float = 5.0, num_classes: int = 0, context_features: int = 0, residual: bool = False) -> None:
-        _check_sizes("NSF", features, transforms)
+        _check_sizes("NSF", features, transforms, hidden)
+        boolean(residual, "residual", "NSF")
+        finite_float(bound, "bound", "NSF", low=0.0, low_inclusive=False)
         super().__init__(autoregressive_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
                                                context_features, residual), event_shape=(features,))
 
@@ -133,7 +141,7 @@ class RealNVP(Flow):
 
     def __init__(self, features: int, *, transforms: int = 4, hidden: Sequence[int] = (64, 64), num_classes: int = 0,
                  context_features: int = 0) -> None:
-        _check_sizes("RealNVP", features, transforms)
+        _check_sizes("RealNVP", features, transforms, hidden)
         super().__init__(coupling_layers(features, AffineMap(), transforms, hidden, num_classes, context_features),
                          event_shape=(features,))
 
@@ -160,6 +168,7 @@ class SplineCoupling(Flow):
 
     def __init__(self, features: int, *, transforms: int = 4, hidden: Sequence[int] = (64, 64), bins: int = 8,
                  bound: float = 5.0, num_classes: int = 0, context_features: int = 0) -> None:
-        _check_sizes("SplineCoupling", features, transforms)
+        _check_sizes("SplineCoupling", features, transforms, hidden)
+        finite_float(bound, "bound", "SplineCoupling", low=0.0, low_inclusive=False)
         super().__init__(coupling_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
                                          context_features), event_shape=(features,))

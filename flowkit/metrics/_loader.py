@@ -24,9 +24,17 @@ def unpack(batch: Any, owner: str) -> tuple[Tensor, Tensor | None]:
     raise TypeError(f"{owner}: the loader must yield (x, y) pairs or tensors x, got {type(batch).__name__}")
 
 
+def check_flow(flow: object, owner: str) -> None:
+    """Raise ``TypeError`` unless ``flow`` is a module with ``log_prob`` (a :class:`~flowkit.Flow`)."""
+    if not isinstance(flow, nn.Module) or not callable(getattr(flow, "log_prob", None)):
+        raise TypeError(f"{owner}: flow must be a flowkit Flow (a module with log_prob(x, context)), "
+                        f"got {type(flow).__name__}")
+
+
 def batches(flow: nn.Module, loader: Iterable[Any], owner: str,
             progress: bool) -> Iterator[tuple[Tensor, Tensor | None]]:
     """Yield ``(x, y)`` moved to the flow's device and floating dtype, with an optional progress bar."""
+    check_flow(flow, owner)
     ref = next(iter(flow.parameters()), None)
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else None

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 
 from .._modes import eval_mode
+from .._validation import check_tensor, positive_int
 from ..data.transforms import dequantize as _dequantize
-from ._loader import batches
+from ._loader import batches, check_flow
 from .likelihood import Dequantize
 
 if TYPE_CHECKING:
@@ -24,13 +25,24 @@ __all__ = ["bayes_accuracy", "class_log_probs"]
 
 
 def _check_conditional(flow: Flow, num_classes: int, owner: str) -> None:
+    check_flow(flow, owner)
     if not getattr(flow, "conditional", False):
         raise ValueError(f"{owner}: the flow is unconditional; Bayes classification needs a class-conditional flow")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"{owner}: num_classes must be a positive int, got {num_classes!r}")
+    positive_int(num_classes, "num_classes", owner)
     own = getattr(flow, "num_classes", None)
     if isinstance(own, int) and own != num_classes:
         raise ValueError(f"{owner}: num_classes={num_classes} but the flow has {own} classes")
+
+
+def _check_true_labels(y: Tensor, batch: int, num_classes: int) -> None:
+    """Labels to score against: integers ``(B,)`` in ``[0, K)`` (a dropped label ``-1`` has no class)."""
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"bayes_accuracy: labels must be an integer tensor, got dtype {y.dtype}")
+    if tuple(y.shape) != (batch,):
+        raise ValueError(f"bayes_accuracy: labels must have shape ({batch},), got {tuple(y.shape)}")
+    if y.numel() and not bool(((y >= 0) & (y < num_classes)).all()):
+        raise ValueError(f"bayes_accuracy: labels must lie in [0, {num_classes}), "
+                         f"got values in [{int(y.min())}, {int(y.max())}]")
 
 
 def class_log_probs(flow: Flow, x: Tensor, num_classes: int) -> Tensor:
@@ -55,6 +67,7 @@ def class_log_probs(flow: Flow, x: Tensor, num_classes: int) -> Tensor:
         (5, 3)
     """
     _check_conditional(flow, num_classes, "class_log_probs")
+    check_tensor(x, "x", getattr(flow, "event_shape", None), owner="class_log_probs")
     b = x.shape[0]
     # Sample-major layout: row b*K + c is sample b under class c, so a (B, K) view lines up.
     xs = x.unsqueeze(1).expand(b, num_classes, *x.shape[1:]).reshape(b * num_classes, *x.shape[1:])
@@ -97,8 +110,7 @@ def bayes_accuracy(flow: Flow, loader: Iterable[Any], num_classes: int, *, dequa
         for x, y in batches(flow, loader, "bayes_accuracy", progress):
             if y is None:
                 raise ValueError("bayes_accuracy: the loader must yield (x, y) pairs with labels")
-            if y.shape != x.shape[:1]:
-                raise ValueError(f"bayes_accuracy: labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+            _check_true_labels(y, x.shape[0], num_classes)
             x = _dequantize(x, dequantize, generator=generator)
             correct += int((class_log_probs(flow, x, num_classes).argmax(1) == y).sum())
             count += x.shape[0]

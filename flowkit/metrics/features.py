@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .._io import atomic_path
+from .._validation import finite_float, nonnegative_int, positive_int, probability
 from ..data.transforms import to_float
 from ._loader import as_images
 
@@ -68,6 +69,15 @@ class ClassifierConfig:
     lr: float = 3e-3
     val_fraction: float = 0.2
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("width", "features", "steps", "batch_size"):
+            positive_int(getattr(self, name), name, "ClassifierConfig")
+        finite_float(self.lr, "lr", "ClassifierConfig", low=0.0, low_inclusive=False)
+        if probability(self.val_fraction, "val_fraction", "ClassifierConfig") in (0.0, 1.0):
+            raise ValueError(f"ClassifierConfig: val_fraction must lie in (0, 1) (the accuracy is measured on "
+                             f"held-out data), got {self.val_fraction!r}")
+        nonnegative_int(self.seed, "seed", "ClassifierConfig")
 
 
 class _Classifier(nn.Module):
@@ -118,6 +128,11 @@ class FeatureExtractor(nn.Module):
     def __init__(self, in_channels: int, img_size: int, num_classes: int,
                  config: ClassifierConfig = ClassifierConfig()) -> None:
         super().__init__()
+        positive_int(in_channels, "in_channels", "FeatureExtractor")
+        positive_int(img_size, "img_size", "FeatureExtractor")
+        positive_int(num_classes, "num_classes", "FeatureExtractor")
+        if not isinstance(config, ClassifierConfig):
+            raise TypeError(f"FeatureExtractor: config must be a ClassifierConfig, got {type(config).__name__}")
         self.in_channels, self.img_size, self.config = in_channels, img_size, config
         with torch.random.fork_rng(devices=[]):  # a seeded init that leaves the caller's RNG alone
             torch.manual_seed(config.seed)

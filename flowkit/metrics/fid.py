@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .._validation import boolean
 from ..data.transforms import to_float, to_uint8
 from ._loader import as_images
 from .distances import frechet_distance, kid
@@ -68,6 +69,10 @@ def sample_quality(real_images: Tensor, fake_images: Tensor, extractor: Callable
         >>> sorted(sample_quality(x, x, ex, kid_subsets=2, kid_subset_size=20))
         ['fd', 'kid', 'kid_std']
     """
+    if not callable(extractor):
+        raise TypeError(f"sample_quality: extractor must be a callable from images to features (N, F), "
+                        f"got {type(extractor).__name__}")
+    boolean(quantize, "quantize", "sample_quality")
     real = as_images(real_images, "sample_quality")
     fake = as_images(fake_images, "sample_quality")
     if real.shape[1:] != fake.shape[1:]:

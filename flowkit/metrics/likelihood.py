@@ -26,8 +26,9 @@ import torch
 from torch import Tensor
 
 from .._modes import eval_mode
+from .._validation import positive_int
 from ..data.transforms import dequantize as _dequantize
-from ._loader import batches
+from ._loader import batches, check_flow
 
 if TYPE_CHECKING:
     from ..flows.flow import Flow
@@ -65,8 +66,7 @@ def bits_per_dim(log_prob: T, num_dims: int) -> T:
         >>> bits_per_dim(torch.tensor([0.0, -784.0]), 784)
         tensor([7.0000, 8.4427])
     """
-    if isinstance(num_dims, bool) or not isinstance(num_dims, int) or num_dims < 1:
-        raise ValueError(f"bits_per_dim: num_dims must be a positive int, got {num_dims!r}")
+    positive_int(num_dims, "num_dims", "bits_per_dim")
     return (-log_prob / num_dims + _LOG_128) / _LOG_2
 
 
@@ -115,6 +115,7 @@ def evaluate_bpd(flow: Flow, loader: Iterable[Any], dequantize: Dequantize = "un
         >>> round(evaluate_bpd(flow, data, generator=torch.Generator().manual_seed(0)), 2)
         9.04
     """
+    check_flow(flow, "evaluate_bpd")
     if dequantize not in ("uniform", "none"):
         raise ValueError(f"evaluate_bpd: dequantize must be 'uniform' or 'none', got {dequantize!r} "
                          "(Gaussian noise gives no bound on the 8-bit code length)")

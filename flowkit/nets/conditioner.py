@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import nonnegative_int, positive_int
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]
@@ -47,6 +48,11 @@ class TransformerConditioner(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, seq_len: int, channels: int, num_layers: int,
                  head_dim: int = 64, expansion: int = 4, num_classes: int = 0, context_features: int = 0) -> None:
         super().__init__()
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("seq_len", seq_len), ("channels", channels),
+                            ("num_layers", num_layers)):
+            positive_int(value, name, "TransformerConditioner")
+        nonnegative_int(num_classes, "num_classes", "TransformerConditioner")
+        nonnegative_int(context_features, "context_features", "TransformerConditioner")
         if num_classes and context_features:
             raise ValueError("TransformerConditioner: pass num_classes (labels) or context_features (vectors), not "
                              f"both; got num_classes={num_classes}, context_features={context_features}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._validation import nonnegative_int, positive_int
+
 __all__ = ["ContextEncoder"]
 
 
@@ -39,9 +41,9 @@ class ContextEncoder(nn.Module):
 
     def __init__(self, out_features: int, *, num_classes: int = 0, context_features: int = 0) -> None:
         super().__init__()
-        for name, v in (("num_classes", num_classes), ("context_features", context_features)):
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"ContextEncoder: {name} must be an int >= 0, got {v!r}")
+        positive_int(out_features, "out_features", "ContextEncoder")
+        nonnegative_int(num_classes, "num_classes", "ContextEncoder")
+        nonnegative_int(context_features, "context_features", "ContextEncoder")
         if num_classes and context_features:
             raise ValueError("ContextEncoder: pass num_classes (labels) or context_features (vectors), not both; "
                              f"got num_classes={num_classes}, context_features={context_features}")

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import nonnegative_int, positive_int
+
 __all__ = ["Attention", "MLP", "TransformerLayer", "Transformer", "KVCache", "offset_causal_mask"]
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -48,6 +50,9 @@ class KVCache:
 
     def __init__(self, num_layers: int, batch: int, num_heads: int, max_len: int, head_dim: int,
                  dtype: torch.dtype, device: torch.device) -> None:
+        for name, value in (("num_layers", num_layers), ("batch", batch), ("num_heads", num_heads),
+                            ("max_len", max_len), ("head_dim", head_dim)):
+            positive_int(value, name, "KVCache")
         self.inplace = not torch.is_grad_enabled()
         if self.inplace:  # keys and values of a layer side by side: one copy per token and layer
             shape = (2, batch, num_heads, max_len, head_dim)
@@ -57,7 +62,8 @@ class KVCache:
 
     def update(self, layer: int, start: int, kv: Tensor) -> Tensor:
         """Store keys and values ``kv`` (``(2, B, H, T, hd)``) at positions ``start..start+T-1`` of
-        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``."""
+        ``layer`` and return all of them up to ``start + T``, ``(2, B, H, start + T, hd)``.
+        """
         t = kv.shape[3]
         if self.inplace:  # narrow + copy_: the cheapest way to address a slice (this runs per token and layer)
             self.kv[layer].narrow(3, start, t).copy_(kv)
@@ -88,6 +94,8 @@ class Attention(nn.Module):
 
     def __init__(self, channels: int, head_dim: int = 64) -> None:
         super().__init__()
+        positive_int(channels, "channels", "Attention")
+        positive_int(head_dim, "head_dim", "Attention")
         if channels % head_dim:
             raise ValueError(f"Attention: channels ({channels}) must be a multiple of head_dim ({head_dim})")
         self.norm = nn.LayerNorm(channels)
@@ -136,6 +144,8 @@ class MLP(nn.Module):
 
     def __init__(self, channels: int, expansion: int = 4) -> None:
         super().__init__()
+        positive_int(channels, "channels", "MLP")
+        positive_int(expansion, "expansion", "MLP")
         self.norm = nn.LayerNorm(channels)
         self.fc1 = nn.Linear(channels, channels * expansion)
         self.fc2 = nn.Linear(channels * expansion, channels)
@@ -167,6 +177,7 @@ class Transformer(nn.Module):
 
     def __init__(self, channels: int, num_layers: int, head_dim: int = 64, expansion: int = 4) -> None:
         super().__init__()
+        nonnegative_int(num_layers, "num_layers", "Transformer")
         self.layers = nn.ModuleList(TransformerLayer(channels, head_dim, expansion) for _ in range(num_layers))
         self.channels, self.head_dim = channels, head_dim
 

@@ -99,7 +99,10 @@ class Block(nn.Module):
 
     def params(self, p: Tensor) -> tuple[Tensor, Tensor]:
         """``(a, b)`` from the projected output ``p``; volume-preserving blocks have ``a = 0``."""
-        return p.chunk(2, dim=-1) if self.nvp else (torch.zeros_like(p), p)
+        if not self.nvp:
+            return torch.zeros_like(p), p
+        a, b = p.chunk(2, dim=-1)
+        return a, b
 
     def forward(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor]:
         x = self.order(x)
@@ -128,8 +131,12 @@ class Block(nn.Module):
 
 
 class ReadableTarFlow(nn.Module):
-    """Patchify, then ``num_blocks`` blocks alternating token order; a standard normal prior (NVP) or
-    a diagonal one with the variance ``var`` (VP)."""
+    """Patchify, then ``num_blocks`` blocks alternating token order.
+
+    The prior is a standard normal (NVP) or a diagonal normal with the variance ``var`` (VP).
+    """
+
+    var: Tensor  # a registered buffer (declared for the type checker)
 
     def __init__(self, in_channels: int, img_size: int, patch_size: int, channels: int, num_blocks: int,
                  layers_per_block: int, head_dim: int = 64, expansion: int = 4, nvp: bool = True,
@@ -142,9 +149,11 @@ class ReadableTarFlow(nn.Module):
         self.register_buffer("var", torch.ones(seq_len, dim))
 
     def patchify(self, x: Tensor) -> Tensor:
+        """Images ``(B, C, H, W)`` to patch tokens ``(B, N, C p^2)``, as :class:`flowkit.Patchify`."""
         return F.unfold(x, self.patch_size, stride=self.patch_size).transpose(1, 2)  # (B, N, C p^2)
 
     def unpatchify(self, z: Tensor) -> Tensor:
+        """Patch tokens ``(B, N, C p^2)`` back to images ``(B, C, H, W)``."""
         return F.fold(z.transpose(1, 2), self.img_size, self.patch_size, stride=self.patch_size)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -165,7 +174,7 @@ class ReadableTarFlow(nn.Module):
     def inverse(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         """Latents ``(B, N, D)`` to images: the blocks inverted in reverse order."""
         for block in reversed(self.blocks):
-            z, _ = block.inverse(z, y)
+            z, _ = block.inverse(z, y)  # type: ignore[operator]  # mypy sees nn.ModuleList's items as nn.Module
         return self.unpatchify(z)
 
     def sample(self, num_samples: int, y: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:

@@ -11,11 +11,13 @@ __all__ = ["SamplingOptions", "check_sampling_options"]
 
 
 class SamplingOptions(TypedDict, total=False):
-    """Every sampling option, with its type. :meth:`flowkit.Flow.sample`, :meth:`flowkit.Flow.inverse`
-    and :meth:`flowkit.Bijector.inverse` take these as keyword arguments; each bijector declares
-    which it takes (:attr:`flowkit.Bijector.sampling_options`), and one that does not take an option
-    rejects it by name. ``None`` stands for an option's default. Values (ranges, method names) are
-    checked by the bijector that uses them.
+    """Every sampling option, with its type.
+
+    :meth:`flowkit.Flow.sample`, :meth:`flowkit.Flow.inverse` and :meth:`flowkit.Bijector.inverse`
+    take these as keyword arguments; each bijector declares which it takes
+    (:attr:`flowkit.Bijector.sampling_options`), and one that does not take an option rejects it by
+    name. ``None`` stands for an option's default. Values (ranges, method names) are checked by the
+    bijector that uses them.
 
     Attributes:
         guidance: guidance weight ``w >= 0`` (``0`` = off); see :class:`~flowkit.sampling.Guidance`.

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_tensor, positive_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_autoregressive"]
@@ -45,6 +46,11 @@ def check_autoregressive(module: nn.Module, x: Tensor, context: Tensor | None = 
         ...
         AssertionError: check_autoregressive: the parameters of feature 0 depend on input feature 2, which ...
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"check_autoregressive: module must be an nn.Module (a conditioner or a Bijector), "
+                        f"got {type(module).__name__}")
+    check_tensor(x, "x", event_ndim=1, owner="check_autoregressive")
+    positive_int(samples, "samples", "check_autoregressive")
     if x.dim() != 2 or x.shape[0] < 1:
         raise ValueError(f"check_autoregressive: x must be a batch of vectors (B, D), got shape {tuple(x.shape)}")
     features = x.shape[1]

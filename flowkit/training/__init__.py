@@ -1,10 +1,6 @@
 """Training: the loop behind ``flowkit train``, its configuration, checkpoints and scale-out."""
 
-from flowkit.training.distributed import DistInfo, init_distributed, wrap_model
-from flowkit.training.loading import load_trained
-from flowkit.training.trainer import TrainingDiverged, build_model, train, warmup_cosine
 from flowkit.training.checkpoint import CheckpointCorrupted, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from flowkit.training.run_folder import RunFolder, RunFolderError
 from flowkit.training.config import (
     PRESETS,
     Coupling,
@@ -15,6 +11,10 @@ from flowkit.training.config import (
     load_config,
     validate,
 )
+from flowkit.training.distributed import DistInfo, init_distributed, wrap_model
+from flowkit.training.loading import load_trained
+from flowkit.training.run_folder import RunFolder, RunFolderError
+from flowkit.training.trainer import TrainingDiverged, build_model, train, warmup_cosine
 
 __all__ = [
     "train",

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import sys
+import re
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
@@ -23,11 +24,6 @@ from typing import Any, Literal, Union, get_args, get_origin
 from flowkit.data.transforms import NoiseKind
 from flowkit.presets.tarflow import TarFlowConfig
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # the same parser, before it joined the standard library
-    import tomli as tomllib
-
 __all__ = [
     "TrainConfig",
     "PRESETS",
@@ -37,7 +33,12 @@ __all__ = [
     "apply_overrides",
     "config_to_toml",
     "validate",
+    "attribute_docs",
+    "DEVICE_PATTERN",
 ]
+
+#: Accepted ``device`` values: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 #: Numeric precision of training: float32, bf16 autocast, or bf16 on GPUs and float32 on the CPU.
 Precision = Literal["fp32", "bf16", "auto"]
@@ -56,8 +57,10 @@ class TrainConfig(TarFlowConfig):
     of 2 layers) on scikit-learn's 8x8 digits in about three minutes on two CPU cores.
 
     Attributes:
-        in_channels: Image channels ``C`` (1 grayscale, 3 RGB).
-        img_size: Side ``H = W`` of the square images; data is resized to it.
+        in_channels: Image channels ``C`` (1 grayscale, 3 RGB); ``flowkit train --data`` reads it from the
+            data, and data with other channels is converted with a note.
+        img_size: Side ``H = W`` of the square images, in pixels; ``flowkit train --data`` reads it from the
+            data, and data of another size is resized with a note.
         patch_size: Side ``p`` of the square patches; tokens have size ``C p^2``.
         channels: Transformer width.
         num_blocks: Number of autoregressive flow blocks ``T``.
@@ -73,8 +76,8 @@ class TrainConfig(TarFlowConfig):
         map: The blocks' element-wise map, ``"affine"`` (TarFlow) or ``"spline"`` (rational-quadratic
             spline TarFlow, needs ``nvp=True``).
         spline_bins: Bins of the spline map.
-        data: Data spec for :func:`flowkit.data.load_dataset` (``"digits"``, ``"torchvision:MNIST"``,
-            a folder, a ``.npy``/``.npz`` file).
+        data: Data spec for :func:`flowkit.data.load_dataset` (``"digits"``, ``"mnist-idx:FOLDER"``,
+            ``"torchvision:NAME"``, a folder, a ``.npy``/``.npz`` file).
         data_root: Folder holding downloaded torchvision data.
         val_fraction: Fraction of the data held out for validation, in ``[0, 1)``.
         noise: Training noise: ``"gaussian"`` (generation), ``"uniform"`` (likelihood) or ``"none"``.
@@ -102,6 +105,8 @@ class TrainConfig(TarFlowConfig):
         sample_guidance: Guidance weight for the sample grids (``0`` = off).
         denoise: Apply one Tweedie denoising step to samples (needs ``noise="gaussian"``).
         fsdp: Shard the model with FSDP instead of DDP when launched with ``torchrun``.
+        device: ``"auto"`` (the GPU of this process if CUDA is available, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Examples:
         >>> cfg = TrainConfig()
@@ -145,6 +150,7 @@ class TrainConfig(TarFlowConfig):
     sample_guidance: float = 1.0
     denoise: bool = True
     fsdp: bool = False
+    device: str = "auto"
 
 
 def _paper(**fields: Any) -> TrainConfig:
@@ -161,7 +167,7 @@ def _paper(**fields: Any) -> TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "digits": TrainConfig(),
     "mnist": _paper(
-        data="torchvision:MNIST", data_root="data", in_channels=1, img_size=28,
+        data="mnist-idx:data", in_channels=1, img_size=28,
         patch_size=4, channels=128, num_blocks=4, layers_per_block=4, sigma=0.1,
         lr=2e-3, batch_size=128, warmup_steps=500, max_steps=20_000, eval_every=1000,
         sample_every=2000, out="runs/mnist",
@@ -237,6 +243,12 @@ def load_config(preset_or_path: str | Path | None = None) -> TrainConfig:
         raise ValueError(f"{path}: {e}") from None
 
 
+def check_config(cfg: object, owner: str) -> None:
+    """Raise ``TypeError`` unless ``cfg`` is a :class:`TrainConfig` (``owner`` names the caller)."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"{owner}: cfg must be a TrainConfig (see load_config), got {type(cfg).__name__}")
+
+
 def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
     """Return a validated copy of ``cfg`` with some fields replaced.
 
@@ -262,6 +274,10 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConf
         >>> cfg.batch_size, cfg.lr, cfg.epochs, cfg.max_steps
         (32, 0.001, 5, None)
     """
+    check_config(cfg, "apply_overrides")
+    if not isinstance(overrides, Mapping):
+        raise TypeError(f"apply_overrides: overrides must be a mapping of field names to values, "
+                        f"got {type(overrides).__name__}")
     types_ = _field_types()
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
@@ -299,6 +315,7 @@ def config_to_toml(cfg: TrainConfig) -> str:
         >>> "betas = [0.9, 0.95]" in text and "# num_classes = none" in text
         True
     """
+    check_config(cfg, "config_to_toml")
     lines = ["# flowkit training config (resolved); fields that are none are commented out"]
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -324,6 +341,7 @@ def validate(cfg: TrainConfig) -> None:
         ...
         ValueError: patch_size 3 must divide img_size 8
     """
+    check_config(cfg, "validate")
     for name, tp in _field_types().items():
         value = getattr(cfg, name)
         if not _is_instance(value, tp):
@@ -334,6 +352,7 @@ def validate(cfg: TrainConfig) -> None:
         _require(getattr(c, name) >= 1, f"{name} must be >= 1, got {getattr(c, name)}")
     for name in ("warmup_steps", "eval_every", "sample_every", "seed"):
         _require(getattr(c, name) >= 0, f"{name} must be >= 0, got {getattr(c, name)}")
+    _require(c.in_channels in (1, 3), f"in_channels must be 1 (grayscale) or 3 (RGB), got {c.in_channels}")
     _require(c.img_size % c.patch_size == 0, f"patch_size {c.patch_size} must divide img_size {c.img_size}")
     _require(c.channels % c.head_dim == 0, f"channels {c.channels} must be a multiple of head_dim {c.head_dim}")
     _require(c.num_classes is None or c.num_classes >= 0, f"num_classes must be >= 0 or none, got {c.num_classes}")
@@ -362,11 +381,52 @@ def validate(cfg: TrainConfig) -> None:
         _require(c.max_steps >= 1, f"max_steps must be >= 1, got {c.max_steps}")
     if c.epochs is not None:
         _require(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
+    _require(DEVICE_PATTERN.fullmatch(c.device) is not None,
+             f"device must be auto, cpu, cuda, cuda:N or mps, got {c.device!r}")
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` entries of a class's docstring and of its bases', as one line each.
+
+    Bases come first, so a subclass documenting a field again wins; continuation lines are joined.
+
+    Args:
+        cls: A class whose docstring (or its bases') has a Google-style ``Attributes:`` section.
+
+    Returns:
+        Field name mapped to its description.
+
+    Examples:
+        >>> attribute_docs(TrainConfig)["lr"]
+        'Peak learning rate of AdamW, reached after ``warmup_steps`` of linear warm-up.'
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        lines = (klass.__doc__ or "").expandtabs().splitlines()
+        inside, indent, name = False, 0, ""
+        for line in lines:
+            stripped = line.strip()
+            if stripped == "Attributes:":
+                inside, indent, name = True, len(line) - len(line.lstrip()), ""
+                continue
+            if not inside:
+                continue
+            depth = len(line) - len(line.lstrip())
+            if stripped and depth <= indent:  # the next section ("Examples:") ends this one
+                inside = False
+                continue
+            entry = re.fullmatch(r"(\w+)(?: \([^)]*\))?: (.*)", stripped)
+            if entry and depth == indent + 4:
+                name = entry.group(1)
+                docs[name] = entry.group(2)
+            elif stripped and name:
+                docs[name] += " " + stripped
+    return docs
 
 
 # --- typing helpers ---------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .._validation import boolean, nonnegative_int, positive_int
+from .config import DEVICE_PATTERN
+
 __all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup_distributed", "full_state_dict"]
 
 
@@ -22,6 +25,14 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+
+    def __post_init__(self) -> None:
+        positive_int(self.world_size, "world_size", "DistInfo")
+        if nonnegative_int(self.rank, "rank", "DistInfo") >= self.world_size:
+            raise ValueError(f"DistInfo: rank must be in [0, world_size={self.world_size}), got {self.rank}")
+        nonnegative_int(self.local_rank, "local_rank", "DistInfo")
+        if not isinstance(self.device, torch.device):
+            raise TypeError(f"DistInfo: device must be a torch.device, got {type(self.device).__name__}")
 
     @property
     def is_main(self) -> bool:
@@ -40,14 +51,32 @@ def init_distributed(device: str = "auto") -> DistInfo:
     Without ``WORLD_SIZE`` (a plain ``flowkit train``) this is a single process. Under ``torchrun``
     the backend is NCCL on GPUs and gloo on the CPU, each rank takes GPU ``LOCAL_RANK``.
 
+    Args:
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises:
+        ValueError: a CUDA or MPS device asked for where PyTorch has none.
+
     Examples:
         >>> init_distributed("cpu").world_size  # no torchrun here
         1
     """
+    if not isinstance(device, str) or DEVICE_PATTERN.fullmatch(device) is None:
+        raise ValueError(f"init_distributed: device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this PyTorch build sees no CUDA GPU "
+                         f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but Apple's MPS backend is not available here; use --device cpu")
+    if device == "mps":
+        dev = torch.device("mps")
+    elif cuda:  # "cuda:N" picks GPU N for a single process; under torchrun each rank takes GPU LOCAL_RANK
+        dev = torch.device(device if ":" in device and world == 1 else f"cuda:{local}")
+    else:
+        dev = torch.device("cpu")
     if world == 1:
         return DistInfo(device=dev)
     if cuda:
@@ -72,6 +101,11 @@ def wrap_model(model: nn.Module, info: DistInfo, fsdp: bool = False) -> nn.Modul
     block (``model.blocks``) plus the root; it shards ``model`` in place and returns it, so build the
     optimizer afterwards. A single process gets ``model`` back.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"wrap_model: model must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(info, DistInfo):
+        raise TypeError(f"wrap_model: info must be a DistInfo (see init_distributed), got {type(info).__name__}")
+    boolean(fsdp, "fsdp", "wrap_model")
     if not info.distributed:
         return model
     if fsdp:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from .._io import atomic_path, fsync_dir, is_temp_name, with_path, write_atomic
+from .._validation import boolean
 from .checkpoint import save_checkpoint
 
 try:
@@ -102,6 +103,10 @@ class RunFolder:
     """
 
     def __init__(self, out: str | os.PathLike[str], *, resume: bool = False, overwrite: bool = False) -> None:
+        if not isinstance(out, (str, os.PathLike)):
+            raise TypeError(f"RunFolder: out must be a path (str or os.PathLike), got {type(out).__name__}")
+        boolean(resume, "resume", "RunFolder")
+        boolean(overwrite, "overwrite", "RunFolder")
         if resume and overwrite:
             raise ValueError("resume and overwrite exclude each other: --resume continues the run in the folder, "
                              "--overwrite replaces it")

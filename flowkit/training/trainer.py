@@ -16,14 +16,14 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .._validation import validating
+from .._validation import boolean, finite_float, nonnegative_int, positive_int, validating
 from ..data import ImageDataset, dequantize, drop_labels, load_dataset, train_val_split
 from ..data.images import save_grid
 from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
 from ..presets import TarFlow
 from ..sampling import denoise
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
-from .config import TrainConfig, config_to_toml
+from .config import TrainConfig, check_config, config_to_toml
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, full_state_dict, init_distributed, wrap_model
 from .run_folder import CHECKPOINT, METRICS, SAMPLES, RunFolder, RunFolderError, current_dir
 
@@ -49,6 +49,7 @@ class TrainingDiverged(RuntimeError):
 
 def build_model(cfg: TrainConfig, num_classes: int) -> TarFlow:
     """The :class:`~flowkit.TarFlow` a config describes."""
+    check_config(cfg, "build_model")
     return TarFlow.from_config(dataclasses.replace(cfg, num_classes=num_classes))
 
 
@@ -63,6 +64,12 @@ def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callabl
         >>> [round(f(s), 3) for s in range(6)]
         [0.5, 1.0, 1.0, 0.854, 0.5, 0.146]
     """
+    finite_float(peak, "peak", "warmup_cosine", low=0.0, low_inclusive=False)
+    if finite_float(floor, "floor", "warmup_cosine", low=0.0) > peak:
+        raise ValueError(f"warmup_cosine: floor must be <= peak, got floor={floor!r}, peak={peak!r}")
+    nonnegative_int(warmup, "warmup", "warmup_cosine")
+    positive_int(total, "total", "warmup_cosine")
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -71,7 +78,11 @@ def warmup_cosine(peak: float, floor: float, warmup: int, total: int) -> Callabl
     return factor
 
 
-def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tensor | int], None]:
+# The parameter lists AveragedModel passes to its `multi_avg_fn` (and torch._foreach_* take).
+_TensorList = tuple[Tensor, ...] | list[Tensor]
+
+
+def ema_with_warmup(decay: float) -> Callable[[_TensorList, _TensorList, Tensor | int], None]:
     r"""An ``AveragedModel`` update whose decay ramps up: :math:`d_n = \min(d, \frac{1 + n}{10 + n})`.
 
     A fixed decay :math:`d` would keep :math:`d^n` of the random initialisation after :math:`n`
@@ -83,7 +94,7 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
         >>> round(avg[0].item(), 3)
         0.9
     """
-    def update(averaged: list[Tensor], current: list[Tensor], num_averaged: Tensor | int) -> None:
+    def update(averaged: _TensorList, current: _TensorList, num_averaged: Tensor | int) -> None:
         n = int(num_averaged)
         if averaged and averaged[0].is_floating_point():
             torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1 + n) / (10 + n)))
@@ -93,9 +104,12 @@ def ema_with_warmup(decay: float) -> Callable[[list[Tensor], list[Tensor], Tenso
 
 
 def _step_noise(cfg: TrainConfig, x: Tensor, y: Tensor, step: int, info: DistInfo) -> tuple[Tensor, Tensor]:
-    """Input noise and label dropout for one step (:func:`~flowkit.data.dequantize`,
-    :func:`~flowkit.data.drop_labels`), drawn for the *global* batch from a generator seeded by the
-    step, so that any number of ranks (and a resumed run) sees exactly the same noise."""
+    """Input noise and label dropout for one step.
+
+    :func:`~flowkit.data.dequantize` and :func:`~flowkit.data.drop_labels`, drawn for the *global*
+    batch from a generator seeded by the step, so that any number of ranks (and a resumed run) sees
+    exactly the same noise.
+    """
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     n = x.shape[0] * info.world_size
     mine = slice(info.rank, None, info.world_size)  # DistributedSampler interleaves ranks the same way
@@ -219,7 +233,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, pr
         OSError: A write failed (disk full, file too large, read-only); it names the file, and the
             previous checkpoint is intact.
     """
-    info = init_distributed()
+    check_config(cfg, "train")
+    for name, value in (("resume", resume), ("overwrite", overwrite), ("progress", progress)):
+        boolean(value, name, "train")
+    info = init_distributed(cfg.device)
     folder = RunFolder(cfg.out, resume=resume, overwrite=overwrite)
     try:
         _open_folder(folder, info)
@@ -301,7 +318,8 @@ def _train(cfg: TrainConfig, info: DistInfo, folder: RunFolder, progress: bool) 
     saved_step = step if state is not None else None  # the step of the checkpoint on disk, if any
     record: dict[str, Any] = {}
     if info.is_main:
-        folder.write_config(config_to_toml(cfg))
+        # The resolved class count, so that the saved config says what the model is (not "none").
+        folder.write_config(config_to_toml(dataclasses.replace(cfg, num_classes=num_classes)))
         if resume:
             record = folder.prepare_log(step)
     # ---- loop -------------------------------------------------------------------------------------

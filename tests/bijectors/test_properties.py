@@ -24,7 +24,8 @@ def _seq(batch: int, n: int, d: int, seed: int) -> torch.Tensor:
     return torch.randn(batch, n, d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
-@given(p=st.integers(1, 3), c=st.integers(1, 3), hp=st.integers(1, 3), wp=st.integers(1, 3), batch=st.integers(2, 4), seed=seeds)
+@given(p=st.integers(1, 3), c=st.integers(1, 3), hp=st.integers(1, 3), wp=st.integers(1, 3), batch=st.integers(2, 4),
+       seed=seeds)
 def test_patchify(p: int, c: int, hp: int, wp: int, batch: int, seed: int) -> None:
     x = torch.randn(batch, c, hp * p, wp * p, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     check_bijector(Patchify(p, img_size=(hp * p, wp * p)), x)

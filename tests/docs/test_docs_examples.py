@@ -52,7 +52,8 @@ def test_page_examples(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     finally:
         torch.set_num_threads(threads)
     assert result.attempted > 0, f"{name}: no examples found"
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in docs/{name} failed:\n{out.getvalue()}"
+    assert result.failed == 0, (f"{result.failed} of {result.attempted} examples in docs/{name} failed:\n"
+                                f"{out.getvalue()}")
 
 
 #: What each worked example prints last when it ran to the end.

@@ -22,9 +22,11 @@ def test_design_example_builds_and_checks_shapes() -> None:
 
 
 def test_mismatch_names_both_sides() -> None:
-    with pytest.raises(ValueError, match=r"bijector 1 \(CausalAffine\) expects event shape \(64, 12\), but bijector 0 \(Patchify\) produces \(64, 16\)"):
+    with pytest.raises(ValueError, match=r"bijector 1 \(CausalAffine\) expects event shape \(64, 12\), "
+                                         r"but bijector 0 \(Patchify\) produces \(64, 16\)"):
         Flow([Patchify(4), CausalAffine(dim=12, seq_len=64, channels=64, num_layers=1)], event_shape=(1, 32, 32))
-    with pytest.raises(ValueError, match=r"bijector 2 \(CausalAffine\) expects event shape \(8, 4\), but bijector 1 \(Permutation\) produces \(16, 4\)"):
+    with pytest.raises(ValueError, match=r"bijector 2 \(CausalAffine\) expects event shape \(8, 4\), "
+                                         r"but bijector 1 \(Permutation\) produces \(16, 4\)"):
         Flow([CausalAffine(dim=4, seq_len=16, channels=64, num_layers=1), Permutation.reverse(),
               CausalAffine(dim=4, seq_len=8, channels=64, num_layers=1)])
 

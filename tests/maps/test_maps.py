@@ -25,7 +25,8 @@ MAPS = {
 maps = st.sampled_from(sorted(MAPS))
 
 
-def _draw(m: ElementwiseMap, shape: tuple[int, ...], seed: int, scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
+def _draw(m: ElementwiseMap, shape: tuple[int, ...], seed: int,
+          scale: float = 3.0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = scale * torch.randn(shape, generator=g, dtype=torch.float64)  # reaches both tails of the splines
     params = torch.randn((*shape, m.num_params), generator=g, dtype=torch.float64)

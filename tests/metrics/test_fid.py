@@ -10,8 +10,14 @@ import scipy.linalg
 import torch
 
 from flowkit.metrics import distances, features, fid, inception
-from flowkit.metrics.fid import (ClassifierConfig, FeatureExtractor, InceptionExtractor, frechet_distance, kid,
-                                 sample_quality)
+from flowkit.metrics.fid import (
+    ClassifierConfig,
+    FeatureExtractor,
+    InceptionExtractor,
+    frechet_distance,
+    kid,
+    sample_quality,
+)
 
 # Small enough to train in about a second: these tests check the plumbing, not the accuracy.
 TINY = ClassifierConfig(width=8, features=16, steps=30, batch_size=32)

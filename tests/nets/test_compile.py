@@ -35,4 +35,4 @@ def test_compiled_log_prob_forward_and_backward_match_eager(backend: str) -> Non
         lp_eager = model.log_prob(x, y)
         grads_eager = torch.autograd.grad(lp_eager.mean(), list(model.parameters()))
     assert torch.allclose(lp, lp_eager, atol=1e-4)
-    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(grads, grads_eager))
+    assert all(torch.allclose(g, e, atol=1e-5) for g, e in zip(grads, grads_eager, strict=True))

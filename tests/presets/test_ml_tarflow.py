@@ -63,7 +63,7 @@ def test_latent_and_every_block_output(case: tuple[dict[str, Any], TarFlow]) -> 
     with torch.no_grad():
         h = model.patchify(data["x"])[0]
         assert len(model.blocks) == len(data["block_outputs"])
-        for t, (block, expected) in enumerate(zip(model.blocks, data["block_outputs"])):
+        for t, (block, expected) in enumerate(zip(model.blocks, data["block_outputs"], strict=True)):
             h, _ = block(h, context=y if block.conditional else None)
             torch.testing.assert_close(h, expected, rtol=TOL_Z, atol=TOL_Z, msg=lambda m, t=t: f"block {t}: {m}")
         z, _ = model(data["x"], y)

@@ -33,7 +33,7 @@ def test_logdet_is_slogdet_of_jacobian(kw: dict) -> None:
     z, logdet = model(x, y)
     for i in range(2):
         ctx = None if y is None else y[i:i + 1]
-        jac = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0), ctx)[0].flatten(), x[i])
+        jac = torch.autograd.functional.jacobian(lambda v, ctx=ctx: model(v.unsqueeze(0), ctx)[0].flatten(), x[i])
         _, expected = torch.linalg.slogdet(jac.reshape(32, 32))
         assert abs(logdet[i].item() - expected.item()) < 1e-6
     x_back = model.inverse(z, y)

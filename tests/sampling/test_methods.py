@@ -159,7 +159,8 @@ def test_jacobi_on_a_linear_recurrence_stops_at_tol() -> None:
 def test_diverging_guesses_do_not_poison_the_solution() -> None:
     z = torch.randn(2, 12, 1, dtype=torch.float32)
 
-    def update(inputs: Tensor, start: int) -> tuple[Tensor, Tensor]:  # x_i = z_i exp(x_{i-1}): blows up from bad guesses
+    # x_i = z_i exp(x_{i-1}): blows up from bad guesses
+    def update(inputs: Tensor, start: int) -> tuple[Tensor, Tensor]:
         return z[:, start + 1:start + 1 + inputs.shape[1]] * torch.exp(inputs.clamp(max=1e3)), inputs
 
     exact, _ = solve_autoregressive(z * 0.1, update, resolve_method("sequential", {}, z.dtype, 12))
@@ -186,8 +187,8 @@ def test_methods_work_with_autograd() -> None:
     expected = model.inverse(z, y, method="sequential", guidance=1.0)
     for method in ("gs_jacobi", "sliding_jacobi"):
         zg = z.clone().requires_grad_(True)
-        x = model.inverse(zg, y, grad=True, method=method, guidance=1.0, tol=1e-12, segment_size=4) \
-            if method == "gs_jacobi" else model.inverse(zg, y, grad=True, method=method, guidance=1.0, tol=1e-12, window=5)
+        size = dict(segment_size=4) if method == "gs_jacobi" else dict(window=5)
+        x = model.inverse(zg, y, grad=True, method=method, guidance=1.0, tol=1e-12, **size)
         assert torch.allclose(x, expected, atol=1e-10)
         (grad,) = torch.autograd.grad(x.sum(), zg)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -206,16 +207,21 @@ def test_coupling_flows_accept_a_method_and_reject_solver_options_by_name() -> N
 
 
 @pytest.mark.parametrize("options, error, message", [
-    (dict(method="magic"), ValueError, r"method must be one of \('sequential', 'jacobi', 'gs_jacobi', 'sliding_jacobi', 'auto'\), got 'magic'"),
+    (dict(method="magic"), ValueError,
+     r"method must be one of \('sequential', 'jacobi', 'gs_jacobi', 'sliding_jacobi', 'auto'\), got 'magic'"),
     (dict(method=None), ValueError, "method must be one of"),
-    (dict(method="sequential", tol=1e-3), TypeError, r"method 'sequential' takes no option 'tol' \(its options: none\)"),
-    (dict(method="jacobi", window=4), TypeError, r"method 'jacobi' takes no option 'window' \(its options: tol, max_iter, init\)"),
+    (dict(method="sequential", tol=1e-3), TypeError,
+     r"method 'sequential' takes no option 'tol' \(its options: none\)"),
+    (dict(method="jacobi", window=4), TypeError,
+     r"method 'jacobi' takes no option 'window' \(its options: tol, max_iter, init\)"),
     (dict(method="auto", max_iter=3), TypeError, r"method 'auto' takes no option 'max_iter' \(its options: tol\)"),
     (dict(method="jacobi", tol=0.0), ValueError, "tol must be a float > 0, got 0.0"),
     (dict(method="jacobi", tol="small"), TypeError, "sampling option tol must be of type float, got str 'small'"),
     (dict(method="jacobi", max_iter=0), ValueError, "max_iter must be a positive int, got 0"),
-    (dict(method="gs_jacobi", segment_size=2.5), TypeError, "sampling option segment_size must be of type int, got float 2.5"),
-    (dict(method="sliding_jacobi", window=True), TypeError, "sampling option window must be of type int, got bool True"),
+    (dict(method="gs_jacobi", segment_size=2.5), TypeError,
+     "sampling option segment_size must be of type int, got float 2.5"),
+    (dict(method="sliding_jacobi", window=True), TypeError,
+     "sampling option window must be of type int, got bool True"),
     (dict(method="sliding_jacobi", window=0), ValueError, "window must be a positive int, got 0"),
     (dict(method="jacobi", init="ones"), ValueError, r"init must be one of \('zeros', 'z'\), got 'ones'"),
     (dict(stats=[]), TypeError, r"sampling option stats must be of type dict, got list \[\]"),

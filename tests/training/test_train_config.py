@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from flowkit.training import PRESETS, TrainConfig, apply_overrides, config_to_toml, load_config, validate
 
@@ -54,7 +54,7 @@ def test_toml_file_with_preset_and_overrides(tmp_path: Path) -> None:
     path.write_text('preset = "mnist"\nbatch_size = 32\nbetas = [0.8, 0.9]\nnoise = "uniform"\ndenoise = false\n')
     cfg = load_config(path)
     assert (cfg.data, cfg.patch_size, cfg.batch_size, cfg.betas, cfg.noise) == (
-        "torchvision:MNIST", 4, 32, (0.8, 0.9), "uniform")
+        "mnist-idx:data", 4, 32, (0.8, 0.9), "uniform")
 
 
 @pytest.mark.parametrize(
