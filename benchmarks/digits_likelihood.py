@@ -33,12 +33,13 @@ from dataclasses import dataclass
 
 import torch
 import zuko
-from _common import Table, finish, parser, setup
 from torch import Tensor, nn
 
 from flowkit import MAF, NSF, TarFlow
 from flowkit.data import dequantize, load_dataset, train_val_split
 from flowkit.metrics import bits_per_dim
+
+from _common import Table, finish, parser, setup
 
 NUM_CLASSES, DIMS, SLICE_S = 10, 64, 5.0
 

@@ -207,13 +207,15 @@ class TokenAutoregressive(Bijector):
         self.volume_preserving = map.volume_preserving
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, seq_len={self.seq_len}, num_classes={self.num_classes}, " \
-               f"context_features={self.context_features}"
+        """Sizes and context, for ``repr``."""
+        return (f"dim={self.dim}, seq_len={self.seq_len}, num_classes={self.num_classes}, "
+                f"context_features={self.context_features}")
 
     def _token_params(self, p: Tensor) -> Tensor:
         return token_params(p, self.dim, self.map.num_params)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Normalize: ``z_i = tau(x_i; theta_i(x_{<i}))`` for every token in one parallel pass."""
         cond = self.net.embed_context(context, x.shape[0])
         p = self._token_params(self.net(x, cond, causal=True))
         p = torch.cat([torch.zeros_like(p[:, :1]), p[:, :-1]], dim=1)  # token i's parameters from tokens < i
@@ -228,8 +230,12 @@ class TokenAutoregressive(Bijector):
         Args:
             z: latents ``(B, N, D)``.
             context: labels ``(B,)`` or vectors ``(B, C)`` for a conditional block.
-            guidance, guide_what, attn_temp, annealed_guidance: see :class:`~flowkit.sampling.Guidance`
-                (on the map's raw parameters, see the class docstring).
+            guidance: guidance weight ``w >= 0`` (``0``: off), on the map's raw parameters (see the class
+                docstring and :class:`~flowkit.sampling.Guidance`).
+            guide_what: which parameters to guide, ``"a"``, ``"b"`` or ``"ab"`` (the map decides what
+                they name: :meth:`~flowkit.maps.ElementwiseMap.guided_params`).
+            attn_temp: attention temperature of the unconditional branch.
+            annealed_guidance: grow the weight linearly with the token index.
             method: one of :attr:`inverse_methods` (see :mod:`flowkit.sampling.jacobi`; ``"auto"`` by
                 default); ``"sequential"`` is the exact reference.
             stats: a dict; a record of this call (passes, token evaluations, convergence) is appended
@@ -249,8 +255,9 @@ class TokenAutoregressive(Bijector):
         return x, logdet_of(ladj, z.dtype)
 
     def _update_fn(self, z: Tensor, cond: Tensor | None, g: Guidance, cached: bool) -> Update:
-        """The map ``F`` of the fixed-point system for :func:`~flowkit.sampling.jacobi.solve_autoregressive`:
-        input tokens at ``start..start+T-1`` to ``(x, log|dx/dz|)`` of tokens ``start+1..start+T``.
+        """The map ``F`` of the fixed-point system for :func:`~flowkit.sampling.jacobi.solve_autoregressive`.
+
+        It takes input tokens at ``start..start+T-1`` to ``(x, log|dx/dz|)`` of tokens ``start+1..start+T``.
 
         Everything that does not depend on the tokens is prepared here, once per call: the context
         embeddings of both guidance branches (the branches share the input tokens, so the doubled

@@ -24,10 +24,14 @@ class MaskedLinear(nn.Linear):
     mask: Tensor
 
     def __init__(self, mask: Tensor, bias: bool = True) -> None:
+        if not isinstance(mask, Tensor) or mask.dim() != 2:
+            got = f"shape {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"MaskedLinear: mask must be a 2-d (out_features, in_features) tensor, got {got}")
         super().__init__(mask.shape[1], mask.shape[0], bias=bias)
         self.register_buffer("mask", mask.to(self.weight.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x (W * M)^T + b``."""
         return F.linear(x, self.weight * self.mask, self.bias)
 
 

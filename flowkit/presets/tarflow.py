@@ -119,6 +119,7 @@ class TarFlowConfig:
 
     # Read-only mapping view of the model fields, so code written for the former dict keeps working.
     def keys(self) -> tuple[str, ...]:
+        """The model field names (the mapping view's keys)."""
         return self.model_fields()
 
     def __getitem__(self, name: str) -> Any:
@@ -250,9 +251,11 @@ class TarFlow(Flow):
 
     @property
     def blocks(self) -> list[Bijector]:
-        """The ``T`` flow blocks in data-to-latent order (each a ``CausalAffine`` or, for splines, a
-        ``CausalTransformerFlow``, a reversed one in a :class:`~flowkit.bijectors.Chain`, or a
-        ``ChannelCoupling``)."""
+        """The ``T`` flow blocks in data-to-latent order.
+
+        Each is a ``CausalAffine`` (for splines a ``CausalTransformerFlow``), a reversed one in a
+        :class:`~flowkit.bijectors.Chain`, or a ``ChannelCoupling``.
+        """
         return list(self.bijectors[1:])  # type: ignore[arg-type]
 
     @property

@@ -66,9 +66,11 @@ def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
 
 
 def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None, *, atol: float = 1e-6,
-                   rtol: float = 1e-5, jacobian_samples: int = 2, inverse_options: dict[str, Any] | None = None) -> None:
-    r"""Check the :class:`~flowkit.Bijector` contract on a batch ``x``; raise ``AssertionError`` naming
-    the first property that fails.
+                   rtol: float = 1e-5, jacobian_samples: int = 2,
+                   inverse_options: dict[str, Any] | None = None) -> None:
+    r"""Check the :class:`~flowkit.Bijector` contract on a batch ``x``.
+
+    Raises ``AssertionError`` naming the first property that fails.
 
     Properties checked, in order:
 
@@ -97,7 +99,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         x: a batch of inputs ``(B, *event_shape)`` with ``B >= 2``.
         context: for a conditional bijector, what its ``context_spec`` declares: labels ``(B,)`` or
             float vectors ``(B, C)`` of ``x``'s dtype (use at least two distinct values).
-        atol, rtol: tolerances for the numerical comparisons.
+        atol: absolute tolerance of the numerical comparisons.
+        rtol: relative tolerance of the numerical comparisons.
         jacobian_samples: how many samples get the (dense, costly) Jacobian check.
         inverse_options: extra keywords for every :meth:`~flowkit.Bijector.inverse` call.
 
@@ -140,7 +143,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         # 2-3. round trips and cancelling log-dets
         x_back, ld_inv = inv(z)
         _close("round trip inverse(forward(x)) == x", x_back, x, atol, rtol)
-        _close("log-dets cancel: logdet_fwd(x) + logdet_inv(forward(x)) == 0", ld + ld_inv, torch.zeros_like(ld), atol, rtol)
+        _close("log-dets cancel: logdet_fwd(x) + logdet_inv(forward(x)) == 0", ld + ld_inv, torch.zeros_like(ld),
+               atol, rtol)
         # A latent batch that forward did not produce (nearby, so a generating pass stays finite).
         g = torch.Generator(device=z.device).manual_seed(0)
         z2 = z + 1e-2 * torch.randn(z.shape, generator=g, device=z.device, dtype=z.dtype)
@@ -168,7 +172,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         sign, logabsdet = torch.linalg.slogdet(jac)
         if sign == 0:
             _fail("Jacobian", "the Jacobian is singular")
-        _close(f"log-det equals slogdet of the autograd Jacobian (sample {i})", ld[i:i + 1], logabsdet.reshape(1).to(ld.dtype), atol * 10, rtol * 10)
+        _close(f"log-det equals slogdet of the autograd Jacobian (sample {i})", ld[i:i + 1],
+               logabsdet.reshape(1).to(ld.dtype), atol * 10, rtol * 10)
         if b.causal:
             n = x.shape[1]
             blocks = jac.reshape(n, -1, n, x[i][0].numel()).abs().amax(dim=(1, 3))
@@ -216,7 +221,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         buf.seek(0)
         clone = copy.deepcopy(b)
         clone.load_state_dict(torch.load(buf, weights_only=True))
-        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], z, atol, rtol)
+        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], z,
+               atol, rtol)
         _close("deepcopy keeps the log-det", copy.deepcopy(b)(x, context=context)[1], ld, atol, rtol)
 
 
@@ -233,6 +239,11 @@ def randomize_parameters(module: torch.nn.Module, std: float = 0.1, seed: int = 
         >>> bool(block.net.proj_out.weight.abs().sum() > 0)
         True
     """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"randomize_parameters: module must be a torch.nn.Module, got {type(module).__name__}")
+    finite_float(std, "std", "randomize_parameters", low=0.0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"randomize_parameters: seed must be an int, got {type(seed).__name__} {seed!r}")
     g = torch.Generator().manual_seed(seed)
     for p in module.parameters():
         p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) * std)
