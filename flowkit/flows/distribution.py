@@ -60,6 +60,7 @@ class FlowDistribution(Distribution):
         super().__init__(batch_shape, torch.Size(flow.event_shape), validate_args=False)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of ``value`` ``(*sample_shape, *batch_shape, *event_shape)`` at the fixed context."""
         lead = value.shape[: value.dim() - len(self.event_shape)]
         flat = value.reshape(-1, *self.event_shape)
         return self.flow.log_prob(flat, context=self._context_for(lead)).reshape(lead)
@@ -70,12 +71,14 @@ class FlowDistribution(Distribution):
             return None
         return self.context.expand(*lead, *self._context_event).reshape(-1, *self._context_event)
 
-    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
+        """Samples ``(*sample_shape, *batch_shape, *event_shape)``, differentiable through the flow's inverse."""
         shape = torch.Size(sample_shape) + self.batch_shape
         n = math.prod(shape)
         x = self.flow.sample(n, context=self._context_for(shape), grad=True, **self.options)
         return x.reshape(*shape, *self.event_shape)
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
+        """Samples as :meth:`rsample`, without a graph."""
         with torch.no_grad():
             return self.rsample(sample_shape)
