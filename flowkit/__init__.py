@@ -11,6 +11,7 @@ from .bijectors import (
     ActNorm,
     Bijector,
     CausalAffine,
+    CausalTransformerFlow,
     Chain,
     ChannelCoupling,
     ContextSpec,
@@ -21,6 +22,7 @@ from .bijectors import (
     MaskedAutoregressive,
     Patchify,
     Permutation,
+    TokenAutoregressive,
 )
 from .flows import MAF, NSF, EMADiagonalNormal, Flow, FlowDistribution, RealNVP, SplineCoupling, StandardNormal
 from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AffineMap",
+    "CausalTransformerFlow",
     "Coupling",
     "Elementwise",
     "ElementwiseMap",
@@ -39,6 +42,7 @@ __all__ = [
     "MaskedAutoregressive",
     "NSF",
     "RQSplineMap",
+    "TokenAutoregressive",
     "RealNVP",
     "ShiftMap",
     "SplineCoupling",

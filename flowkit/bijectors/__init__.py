@@ -10,11 +10,13 @@ from .elementwise import Elementwise
 from .feature_permutation import FeaturePermutation
 from .patchify import Patchify
 from .permutation import Permutation
+from .token_autoregressive import CausalTransformerFlow, TokenAutoregressive, TokenConditioner
 
 __all__ = [
     "ActNorm",
     "Bijector",
     "CausalAffine",
+    "CausalTransformerFlow",
     "Chain",
     "ContextSpec",
     "ChannelCoupling",
@@ -25,5 +27,7 @@ __all__ = [
     "MaskedAutoregressive",
     "Patchify",
     "Permutation",
+    "TokenAutoregressive",
+    "TokenConditioner",
     "propagate_shapes",
 ]

@@ -1,4 +1,4 @@
-"""Shared arithmetic of the affine blocks (autoregressive and coupling)."""
+"""Shared arithmetic of the token blocks (autoregressive and coupling): precision, log-dets, guidance inputs."""
 
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ def at_least_fp32(t: Tensor) -> Tensor:
 def logdet_of(a: Tensor, dtype: torch.dtype) -> Tensor:
     """``sum(a)`` over all but the batch axis, accumulated in at least float32."""
     return at_least_fp32(a).flatten(1).sum(1).to(dtype)
-
-
-def affine_normalize(x: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """``z = (x - b) exp(-a)``, log-det ``-sum(a)``; ``exp`` in float32 even under bf16."""
-    z = (at_least_fp32(x) - at_least_fp32(b)) * torch.exp(-at_least_fp32(a))
-    return z.to(x.dtype), -logdet_of(a, x.dtype)
-
-
-def affine_generate(z: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """``x = z exp(a) + b`` (the inverse of :func:`affine_normalize`)."""
-    x = at_least_fp32(z) * torch.exp(at_least_fp32(a)) + at_least_fp32(b)
-    return x if x.dtype == z.dtype else x.to(z.dtype)  # skip a no-op dispatch: this runs once per token
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:

@@ -1,10 +1,10 @@
-"""What the general structures (autoregressive, coupling) share: context and conditioner output checks."""
+"""What the general structures (autoregressive, coupling) share: the declared context and the output check."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import check_tensor
+from .._validation import ContextSpec
 from ..maps.base import ElementwiseMap
 from .base import Bijector
 
@@ -20,9 +20,10 @@ def require_map(map: object, owner: str) -> ElementwiseMap:
 class ConditionedBijector(Bijector):
     """A bijector whose element-wise ``map`` is parameterised by a ``conditioner`` network.
 
-    Declares the context the conditioner takes (``num_classes`` labels or ``context_features``
-    vectors) and checks the conditioner's output shape, so a user network that breaks the
-    protocol gets a ``ValueError`` naming it instead of a broadcasting error inside the map.
+    Declares the context the conditioner takes as its ``context_spec`` (``num_classes`` labels or
+    ``context_features`` vectors), so the base class checks it once per top-level call; checks the
+    conditioner's output shape, so a user network that breaks the protocol gets a ``ValueError``
+    naming it instead of a broadcasting error inside the map.
     """
 
     def __init__(self, map: ElementwiseMap, conditioner: nn.Module, *, num_classes: int, context_features: int) -> None:
@@ -38,19 +39,16 @@ class ConditionedBijector(Bijector):
             raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
         self.map, self.conditioner = map, conditioner
         self.num_classes, self.context_features = num_classes, context_features
-        self.conditional = bool(num_classes or context_features)
+        if num_classes:
+            self.context_spec = ContextSpec.labels(num_classes)
+        elif context_features:
+            self.context_spec = ContextSpec.vector(context_features)
         self.volume_preserving = map.volume_preserving
 
     @property
     def context_kind(self) -> str | None:
         """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
         return "labels" if self.num_classes else "vector" if self.context_features else None
-
-    def _check_input(self, x: Tensor, name: str, context: Tensor | None) -> None:
-        # Input checks in one place, until the base class runs them for every bijector.
-        check_tensor(x, name, self.event_shape, owner=type(self).__name__)
-        self.forward_shape(tuple(x.shape[1:]))
-        self._check_context(context)
 
     def _params(self, x: Tensor, context: Tensor | None, out_features: int) -> Tensor:
         params = self.conditioner(x, context)

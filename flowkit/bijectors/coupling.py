@@ -91,9 +91,7 @@ class Coupling(ConditionedBijector):
         return v.index_copy(-1, self.changed, out), ladj.flatten(1).sum(1)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_input(x, "x", context)
         return self._couple(x, context, inverse=False)
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        self._check_input(z, "z", context)
         return self._couple(z, context, inverse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_tensor
 from ..maps.base import ElementwiseMap
 from .base import Bijector, Shape
 
@@ -57,16 +56,13 @@ class Elementwise(Bijector):
                              f"got {tuple(shape)}")
         return tuple(shape)
 
-    def _run(self, v: Tensor, name: str, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
-        check_tensor(v, name, owner="Elementwise")  # input checks in one place, until the base class owns them
-        self.forward_shape(tuple(v.shape[1:]))
-        self._check_context(context)
+    def _run(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         params = self.params.to(v.dtype).expand(*v.shape, self.map.num_params)
         out, ladj = (self.map.inverse if inverse else self.map.forward)(v, params)
         return out, ladj.flatten(1).sum(1)
 
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._run(x, "x", context, inverse=False)
+        return self._run(x, inverse=False)
 
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._run(z, "z", context, inverse=True)
+        return self._run(z, inverse=True)

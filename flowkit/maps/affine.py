@@ -48,6 +48,10 @@ class AffineMap(ElementwiseMap):
     def extra_repr(self) -> str:
         return "" if self.bound is None else f"bound={self.bound}"
 
+    def guided_params(self, guide_what: str) -> tuple[int, ...]:
+        """``"a"`` guides the (raw) log-scale, ``"b"`` the shift, ``"ab"`` both."""
+        return tuple(i for i, name in enumerate("ab") if name in guide_what)
+
     def _log_scale_shift(self, params: Tensor) -> tuple[Tensor, Tensor]:
         a, b = at_least_fp32(params).unbind(-1)  # unbind: its backward is one stack, not two scatters
         if self.bound is not None:
@@ -80,6 +84,10 @@ class ShiftMap(ElementwiseMap):
 
     num_params = 1
     volume_preserving = True
+
+    def guided_params(self, guide_what: str) -> tuple[int, ...]:
+        """``"b"`` (or ``"ab"``) guides the shift; there is no log-scale to guide."""
+        return (0,) if "b" in guide_what else ()
 
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         return x - params[..., 0], torch.zeros_like(x)

@@ -33,6 +33,16 @@ class ElementwiseMap(nn.Module):
     num_params: int = 0
     volume_preserving: bool = False
 
+    def guided_params(self, guide_what: str) -> tuple[int, ...]:
+        r"""Indices of the parameters that classifier-free guidance extrapolates for ``guide_what``.
+
+        Guidance combines *unconstrained* parameters, :math:`\theta \leftarrow \theta + w(\theta -
+        \theta_u)`, before the map constrains them. By default any non-empty ``guide_what`` guides
+        all of them (e.g. a spline's widths, heights and derivatives together); the affine maps
+        name theirs (``"a"``, ``"b"``).
+        """
+        return tuple(range(self.num_params)) if guide_what else ()
+
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         """``(z, log|dz/dx|)`` for ``x`` of shape ``(..., D)`` and ``params`` of shape ``(..., D, P)``."""
         raise NotImplementedError

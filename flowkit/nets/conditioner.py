@@ -1,4 +1,4 @@
-"""The transformer that predicts affine parameters in TarFlow-style blocks."""
+"""The transformer that predicts the element-wise map's parameters in TarFlow-style blocks."""
 
 from __future__ import annotations
 
@@ -14,12 +14,18 @@ __all__ = ["TransformerConditioner"]
 class TransformerConditioner(nn.Module):
     r"""Token embedding, a transformer, and a zero-initialised output projection.
 
-    .. math:: h = W_{in} x + P + E[y], \qquad p = W_{out}\,\mathrm{Transformer}(h)
+    .. math:: h = W_{in} x + P + e(c), \qquad p = W_{out}\,\mathrm{Transformer}(h)
 
-    with a learned positional table :math:`P` (``(N, C)``) and, for ``num_classes > 0``, a class
-    embedding :math:`E` whose mean stands in for a dropped label (``y = -1``) or for
-    ``context=None``. ``proj_out`` starts at zero (weights and bias), so the block it feeds starts
-    as the identity map.
+    with a learned positional table :math:`P` (``(N, C)``) and a context term :math:`e(c)`: for
+    ``num_classes > 0`` a class embedding :math:`E[y]` whose mean stands in for a dropped label
+    (``y = -1``) or for ``context=None``; for ``context_features > 0`` a projection :math:`W_c c`
+    of a float context vector ``(B, context_features)`` (no bias; the unconditional branch of
+    guidance uses :math:`e = 0`). ``proj_out`` starts at zero (weights and bias), so the block it
+    feeds starts as the identity map.
+
+    This is the *cached token protocol* that :class:`~flowkit.bijectors.TokenAutoregressive` uses
+    for fast sampling: :meth:`embed_context`, :meth:`forward`, :meth:`new_cache`, :meth:`step`,
+    :meth:`branch_embeddings` and :meth:`row_flops`.
 
     Args:
         in_dim: token size fed in.
@@ -30,31 +36,48 @@ class TransformerConditioner(nn.Module):
         head_dim: attention head size.
         expansion: MLP expansion factor.
         num_classes: number of classes (``0``: unconditional).
+        context_features: size of a float context vector instead of labels (``0``: none).
+
+    Examples:
+        >>> net = TransformerConditioner(4, 8, seq_len=6, channels=64, num_layers=1, context_features=3)
+        >>> c = torch.randn(2, 3)
+        >>> tuple(net(torch.randn(2, 6, 4), net.embed_context(c, 2), causal=True).shape)
+        (2, 6, 8)
     """
 
     def __init__(self, in_dim: int, out_dim: int, seq_len: int, channels: int, num_layers: int,
-                 head_dim: int = 64, expansion: int = 4, num_classes: int = 0) -> None:
+                 head_dim: int = 64, expansion: int = 4, num_classes: int = 0, context_features: int = 0) -> None:
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("seq_len", seq_len), ("channels", channels),
                             ("num_layers", num_layers)):
             positive_int(value, name, "TransformerConditioner")
         nonnegative_int(num_classes, "num_classes", "TransformerConditioner")
+        nonnegative_int(context_features, "context_features", "TransformerConditioner")
+        if num_classes and context_features:
+            raise ValueError("TransformerConditioner: pass num_classes (labels) or context_features (vectors), not "
+                             f"both; got num_classes={num_classes}, context_features={context_features}")
         self.proj_in = nn.Linear(in_dim, channels)
         self.pos_embed = nn.Parameter(torch.randn(seq_len, channels) * 1e-2)
         self.class_embed = nn.Parameter(torch.randn(num_classes, channels) * 1e-2) if num_classes else None
+        self.context_proj = nn.Linear(context_features, channels, bias=False) if context_features else None
         self.transformer = Transformer(channels, num_layers, head_dim, expansion)
         self.proj_out = nn.Linear(channels, out_dim)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
-        self.num_classes = num_classes
+        self.num_classes, self.context_features = num_classes, context_features
+        self.in_dim, self.out_dim = in_dim, out_dim
 
     def embed_context(self, context: Tensor | None, batch: int) -> Tensor | None:
-        """Class embedding per sample, ``(B, 1, C)``, or the mean embedding ``(1, 1, C)``; ``None``
+        """Context term per sample, ``(B, 1, C)``, or the mean class embedding ``(1, 1, C)``; ``None``
         for an unconditional net.
 
-        The labels are not checked here: the bijector's base class checked them (shape, dtype,
+        The context is not checked here: the bijector's base class checked it (shape, dtype,
         device, range) when the call came in.
         """
+        if self.context_proj is not None:
+            if context is None:  # the owning block's ContextSpec requires it; a direct call gets a clear error
+                raise ValueError(f"TransformerConditioner: a context vector (B, {self.context_features}) is required")
+            return self.context_proj(context).unsqueeze(1)
         if self.class_embed is None:
             return None
         mean = self.class_embed.mean(dim=0)
@@ -68,15 +91,17 @@ class TransformerConditioner(nn.Module):
         """Embeddings of the doubled guidance batch: the conditional ones, then the mean."""
         if cond is None:
             return None
-        mean = self.class_embed.mean(dim=0).view(1, 1, -1)  # type: ignore[union-attr]
+        if self.class_embed is None:  # a context vector: the unconditional branch has no context term
+            return torch.cat([cond.expand(batch, 1, -1), torch.zeros_like(cond).expand(batch, 1, -1)])
+        mean = self.class_embed.mean(dim=0).view(1, 1, -1)
         return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
 
     def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor:
         r"""The class embedding of each branch of a sampling call, ``(G, B or 1, 1, C)``.
 
         A guided call has two branches, the conditional one and the unconditional one (mean class
-        embedding); they share the input tokens, so :meth:`embed` broadcasts ``proj_in(x)`` over
-        them instead of copying a doubled batch. An unconditional net gets zeros (adding them is
+        embedding, or no context term for a context vector); they share the input tokens, so
+        :meth:`embed` broadcasts ``proj_in(x)`` over them instead of copying a doubled batch. An unconditional net gets zeros (adding them is
         exact, so the result matches :meth:`embed` bit for bit).
 
         Args:

@@ -24,10 +24,14 @@ class MaskedLinear(nn.Linear):
     mask: Tensor
 
     def __init__(self, mask: Tensor, bias: bool = True) -> None:
+        if not isinstance(mask, Tensor) or mask.dim() != 2:
+            got = f"shape {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"MaskedLinear: mask must be a 2-d (out_features, in_features) tensor, got {got}")
         super().__init__(mask.shape[1], mask.shape[0], bias=bias)
         self.register_buffer("mask", mask.to(self.weight.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x (W * M)^T + b``."""
         return F.linear(x, self.weight * self.mask, self.bias)
 
 
@@ -37,7 +41,9 @@ class MADE(nn.Module):
     Maps ``x`` ``(B, D)`` to parameters ``(B, D, P)`` such that the parameters of feature
     ``order[k]`` depend only on the input features ``order[:k]`` (and on the context): the
     *causality* an autoregressive flow needs. Each unit gets a degree: input feature ``order[k]``
-    has degree :math:`k + 1`, hidden units cycle through :math:`1, \dots, D - 1`, and a weight from
+    has degree :math:`k + 1`, hidden units cycle through :math:`1, \dots, D - 1` (:math:`0, \dots,
+    D - 1` with a context: degree-0 units see only the context, so even the first feature's
+    parameters depend on it), and a weight from
     a unit of degree :math:`m` to one of degree :math:`m'` is kept iff :math:`m' \geq m` (hidden)
     or :math:`m' > m` (output). The first hidden layer also receives the context
     (:class:`ContextEncoder`), unmasked. The output layer starts at zero, so a flow built on it
@@ -87,7 +93,10 @@ class MADE(nn.Module):
 
         in_deg = torch.empty(features, dtype=torch.long)
         in_deg[order_t] = torch.arange(1, features + 1)
-        degrees = [in_deg] + [torch.arange(h) % max(features - 1, 1) + 1 for h in hidden]
+        # Hidden degrees run over 1..D-1; with a context also 0: units that see the context and no
+        # feature, so that the first feature's parameters are conditioned too.
+        low = 1 if not (num_classes or context_features) else 0
+        degrees = [in_deg] + [torch.arange(h) % max(features - low, 1) + low for h in hidden]
         pairs = zip(degrees, degrees[1:], strict=False)
         self.layers = nn.ModuleList(MaskedLinear((d_out.unsqueeze(1) >= d_in.unsqueeze(0)).long())
                                     for d_in, d_out in pairs)
@@ -101,7 +110,7 @@ class MADE(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters ``(B, D, P)`` for ``x`` ``(B, D)``."""
         h = self.layers[0](x)
-        e = self.context(context, x.shape[0])
+        e = self.context(context)
         if e is not None:
             h = h + e.to(h.dtype)
         h = self.activation(h)

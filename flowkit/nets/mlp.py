@@ -63,7 +63,7 @@ class MLPConditioner(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters ``(B, ..., out_features, P)`` for ``x`` ``(B, ..., in_features)``."""
         h = self.layers[0](x)
-        e = self.context(context, x.shape[0])
+        e = self.context(context)
         if e is not None:
             h = h + e.to(h.dtype).view(e.shape[0], *([1] * (x.dim() - 2)), -1)
         h = self.activation(h)

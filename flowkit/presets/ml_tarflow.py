@@ -39,10 +39,12 @@ Shape = tuple[int, ...]
 #: What :func:`load_ml_tarflow` reads: a file path, a state dict, or a ``{"state_dict", "config"}`` dict.
 Checkpoint: TypeAlias = str | os.PathLike[str] | Mapping[str, Any]
 
-# The reference constructor takes TarFlow's hyperparameters except `coupling` (it has only autoregressive
-# blocks); `head_dim` and `expansion` have defaults there, the same as TarFlowConfig's.
+# The reference constructor takes TarFlow's hyperparameters except flowkit's own (it has only
+# autoregressive affine blocks conditioned on labels); `head_dim` and `expansion` have defaults there,
+# the same as TarFlowConfig's.
+_FLOWKIT_ONLY = ("coupling", "context_features", "map", "spline_bins")
 _DEFAULTS: dict[str, Any] = {"head_dim": TarFlowConfig.head_dim, "expansion": TarFlowConfig.expansion}
-_REQUIRED = tuple(f for f in TarFlowConfig.model_fields() if f not in _DEFAULTS and f != "coupling")
+_REQUIRED = tuple(f for f in TarFlowConfig.model_fields() if f not in _DEFAULTS and f not in _FLOWKIT_ONLY)
 # Prefixes that training wrappers put in front of every key (DDP, torch.compile); stripped when
 # *every* key has one, since then they are wrapping and not naming.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._validation import boolean, choice, nonnegative_int, positive_int
-from ..bijectors import CausalAffine, Chain, ChannelCoupling, Patchify, Permutation
+from ..bijectors import CausalAffine, CausalTransformerFlow, Chain, ChannelCoupling, Patchify, Permutation
 from ..bijectors.base import Bijector
 from ..flows import EMADiagonalNormal, Flow, StandardNormal
+from ..maps import RQSplineMap
 
 if TYPE_CHECKING:
     from .ml_tarflow import Checkpoint
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["TarFlow", "TarFlowConfig"]
 
 Coupling = Literal["autoregressive", "channel"]
+ElementMap = Literal["affine", "spline"]
 
 
 @dataclass
@@ -41,6 +43,11 @@ class TarFlowConfig:
         nvp: Affine blocks that learn a scale (``True``) or volume-preserving, shift-only blocks (``False``).
         num_classes: Classes to condition on; ``0`` is an unconditional model.
         coupling: ``"autoregressive"`` (TarFlow blocks) or ``"channel"`` (the channel-coupling ablation).
+        context_features: Condition on float context vectors ``(B, context_features)`` instead of
+            labels (a linear projection where the class embedding goes); ``0``: none.
+        map: The blocks' element-wise map: ``"affine"`` (TarFlow; shift-only with ``nvp=False``) or
+            ``"spline"`` (a monotone rational-quadratic spline per feature, needs ``nvp=True``).
+        spline_bins: Bins of the spline map (``map="spline"``).
 
     Examples:
         >>> cfg = TarFlowConfig(in_channels=1, img_size=8, patch_size=2, channels=64, num_blocks=2,
@@ -64,6 +71,9 @@ class TarFlowConfig:
     nvp: bool = True
     num_classes: int = 0
     coupling: Coupling = "autoregressive"
+    context_features: int = 0
+    map: ElementMap = "affine"
+    spline_bins: int = 8
 
     @classmethod
     def model_fields(cls) -> tuple[str, ...]:
@@ -83,6 +93,14 @@ class TarFlowConfig:
         boolean(self.nvp, "nvp", owner)
         nonnegative_int(self.num_classes, "num_classes", owner)
         choice(self.coupling, "coupling", ("autoregressive", "channel"), owner)
+        nonnegative_int(self.context_features, "context_features", owner)
+        choice(self.map, "map", ("affine", "spline"), owner)
+        positive_int(self.spline_bins, "spline_bins", owner)
+        if self.num_classes and self.context_features:
+            raise ValueError(f"{owner}: condition on labels (num_classes={self.num_classes}) or on context vectors "
+                             f"(context_features={self.context_features}), not both")
+        if self.map == "spline" and not self.nvp:
+            raise ValueError(f"{owner}: map='spline' is not volume-preserving; it needs nvp=True")
         if self.img_size % self.patch_size:
             raise ValueError(f"{owner}: patch_size ({self.patch_size}) must divide img_size ({self.img_size})")
         if self.channels % self.head_dim:
@@ -101,6 +119,7 @@ class TarFlowConfig:
 
     # Read-only mapping view of the model fields, so code written for the former dict keeps working.
     def keys(self) -> tuple[str, ...]:
+        """The model field names (the mapping view's keys)."""
         return self.model_fields()
 
     def __getitem__(self, name: str) -> Any:
@@ -116,7 +135,7 @@ class TarFlowConfig:
 
 
 class TarFlow(Flow):
-    r"""TarFlow: patchify, then ``T`` transformer autoregressive affine blocks.
+    r"""TarFlow: patchify, then ``T`` transformer autoregressive affine (or spline) blocks.
 
     An image :math:`(C, H, W)` in :math:`[-1, 1]` becomes :math:`N = HW/p^2` tokens of size
     :math:`D = Cp^2` (:class:`~flowkit.Patchify`). Block ``t`` runs a :class:`~flowkit.CausalAffine`
@@ -135,6 +154,12 @@ class TarFlow(Flow):
     ``model.base.update(z)``). ``coupling="channel"`` swaps each autoregressive block for a
     :class:`~flowkit.ChannelCoupling` on alternating halves (the paper's ablation).
 
+    ``map="spline"`` replaces each block's affine map by a monotone rational-quadratic spline with
+    ``spline_bins`` bins on :math:`[-3, 3]` (identity tails) whose :math:`3K - 1` parameters per
+    feature the transformer predicts (:class:`~flowkit.CausalTransformerFlow` with
+    :class:`~flowkit.maps.RQSplineMap`): the spline TarFlow. ``context_features=C`` conditions on
+    float vectors ``(B, C)`` (e.g. an embedding computed elsewhere) instead of labels.
+
     Args:
         in_channels: ``C``.
         img_size: ``H = W``.
@@ -147,6 +172,9 @@ class TarFlow(Flow):
         nvp: learn scales (non-volume-preserving).
         num_classes: ``> 0`` for a class-conditional model.
         coupling: ``"autoregressive"`` (TarFlow) or ``"channel"``.
+        context_features: ``> 0`` for a model conditional on context vectors ``(B, context_features)``.
+        map: ``"affine"`` (TarFlow) or ``"spline"``.
+        spline_bins: bins of the spline map.
 
     Paper configurations (patch-channels-blocks-layers): ImageNet 64 ``2-768-8-8``, ImageNet 128
     ``4-1024-8-8``, AFHQ 256 ``8-768-8-8``.
@@ -162,20 +190,30 @@ class TarFlow(Flow):
 
     def __init__(self, in_channels: int, img_size: int, patch_size: int, channels: int, num_blocks: int,
                  layers_per_block: int, head_dim: int = 64, expansion: int = 4, nvp: bool = True,
-                 num_classes: int = 0, coupling: str = "autoregressive") -> None:
+                 num_classes: int = 0, coupling: str = "autoregressive", context_features: int = 0,
+                 map: str = "affine", spline_bins: int = 8) -> None:
         cfg = TarFlowConfig(in_channels, img_size, patch_size, channels, num_blocks, layers_per_block, head_dim,
-                            expansion, nvp, num_classes, coupling).check()  # type: ignore[arg-type]
+                            expansion, nvp, num_classes, coupling, context_features, map,  # type: ignore[arg-type]
+                            spline_bins).check()
         n, d = cfg.seq_len, cfg.token_dim
-        common: dict[str, Any] = dict(head_dim=head_dim, expansion=expansion, num_classes=num_classes, affine=nvp)
+        common: dict[str, Any] = dict(head_dim=head_dim, expansion=expansion, num_classes=num_classes,
+                                      context_features=context_features)
+
+        def autoregressive() -> Bijector:
+            if map == "spline":
+                return CausalTransformerFlow(d, n, channels, layers_per_block, map=RQSplineMap(spline_bins), **common)
+            return CausalAffine(d, n, channels, layers_per_block, affine=nvp, **common)
+
         blocks: list[Bijector] = [Patchify(patch_size, img_size, in_channels)]
         for t in range(num_blocks):
             if coupling == "channel":
-                blocks.append(ChannelCoupling(d, n, channels, layers_per_block, parity=t % 2, **common))
+                spline = RQSplineMap(spline_bins) if map == "spline" else None
+                blocks.append(ChannelCoupling(d, n, channels, layers_per_block, parity=t % 2, affine=nvp, map=spline,
+                                              **common))
             elif t % 2 == 0:
-                blocks.append(CausalAffine(d, n, channels, layers_per_block, **common))
+                blocks.append(autoregressive())
             else:  # a reversal is its own inverse: reverse, transform, reverse back
-                blocks.append(Chain([Permutation.reverse(n), CausalAffine(d, n, channels, layers_per_block, **common),
-                                     Permutation.reverse(n)]))
+                blocks.append(Chain([Permutation.reverse(n), autoregressive(), Permutation.reverse(n)]))
         base = StandardNormal((n, d)) if nvp else EMADiagonalNormal((n, d))
         super().__init__(blocks, base=base, event_shape=(in_channels, img_size, img_size))
         self.config: TarFlowConfig = cfg
@@ -213,11 +251,14 @@ class TarFlow(Flow):
 
     @property
     def blocks(self) -> list[Bijector]:
-        """The ``T`` flow blocks in data-to-latent order (each a ``CausalAffine``, a reversed one in a
-        :class:`~flowkit.bijectors.Chain`, or a ``ChannelCoupling``)."""
+        """The ``T`` flow blocks in data-to-latent order.
+
+        Each is a ``CausalAffine`` (for splines a ``CausalTransformerFlow``), a reversed one in a
+        :class:`~flowkit.bijectors.Chain`, or a ``ChannelCoupling``.
+        """
         return list(self.bijectors[1:])  # type: ignore[arg-type]
 
     @property
-    def transforms(self) -> list[CausalAffine | ChannelCoupling]:
-        """The affine transforms of the blocks, in order (unwrapping the permutations)."""
+    def transforms(self) -> list[CausalTransformerFlow | ChannelCoupling]:
+        """The transforms of the blocks, in order (unwrapping the permutations)."""
         return [b.bijectors[1] if isinstance(b, Chain) else b for b in self.blocks]  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""Classifier-free and attention-temperature guidance for affine flow blocks."""
+"""Classifier-free and attention-temperature guidance for autoregressive and coupling flow blocks."""
 
 from __future__ import annotations
 
@@ -86,3 +86,26 @@ class Guidance:
         if "b" in self.guide_what:
             b_c = b_c + weight * (b_c - b_u)
         return a_c, b_c
+
+    def combine_params(self, params: Tensor, weight: Tensor | float, guided: tuple[int, ...]) -> Tensor:
+        r"""Guide the raw parameters of an element-wise map, computed on the doubled batch.
+
+        ``params`` is ``(2B, ..., P)`` (conditional half first); the entries ``guided`` of its last
+        axis become :math:`\theta + w(\theta - \theta_u)`, the others keep the conditional value.
+        For :class:`~flowkit.maps.AffineMap` (``P = 2``, ``(a, b)``) this is exactly :meth:`combine`.
+        ``weight`` broadcasts against ``params`` without its batch axis.
+
+        Examples:
+            >>> p = torch.tensor([[[1.0, 2.0]], [[0.0, 0.0]]])       # (2B, 1, P) with B = 1
+            >>> Guidance(2.0, "b").combine_params(p, 2.0, (1,)).tolist()
+            [[[1.0, 6.0]]]
+        """
+        p_c, p_u = params.chunk(2)
+        if not guided:
+            return p_c
+        extrapolated = p_c + weight * (p_c - p_u)
+        if len(guided) == params.shape[-1]:
+            return extrapolated
+        mask = torch.zeros(params.shape[-1], dtype=torch.bool, device=params.device)
+        mask[list(guided)] = True
+        return torch.where(mask, extrapolated, p_c)

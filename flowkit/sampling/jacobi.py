@@ -1,11 +1,12 @@
 r"""Inverse methods for autoregressive blocks: sequential, Jacobi, GS-Jacobi and sliding-window Jacobi.
 
-An autoregressive affine block generates with the lower-triangular system
+An autoregressive block generates with the lower-triangular system
 
-.. math:: x_0 = z_0, \qquad x_i = z_i\, e^{a_i(x_{<i})} + b_i(x_{<i}) \quad (i = 1, \dots, N-1).
+.. math:: x_0 = z_0, \qquad x_i = \tau^{-1}\big(z_i;\ \theta_i(x_{<i})\big) \quad (i = 1, \dots, N-1),
 
-Solving it token by token takes ``N - 1`` dependent transformer calls. The system is also the
-fixed point of :math:`x \leftarrow F(x) = z\, e^{a(x)} + b(x)`, and Jacobi iteration evaluates
+with :math:`\tau^{-1}` the inverse of the block's element-wise map (:math:`z_i e^{a_i} + b_i` for
+TarFlow's affine map). Solving it token by token takes ``N - 1`` dependent transformer calls. The
+system is also the fixed point of :math:`x \leftarrow F(x) = \tau^{-1}(z; \theta(x))`, and Jacobi iteration evaluates
 ``F`` on many tokens at once. Because ``F`` is *strictly* causal, after ``k`` passes over a segment
 its first ``k`` tokens are exact, so a segment of ``T`` tokens is solved exactly in at most ``T``
 passes; in practice far fewer are needed where the tokens depend weakly on each other.
@@ -77,7 +78,8 @@ _INITS = ("zeros", "z")
 Update = Callable[[Tensor, int], tuple[Tensor, Tensor]]
 """``update(inputs, start) -> (x_new, aux)``: from input tokens ``inputs`` ``(B, T, D)`` at positions
 ``start..start+T-1`` (earlier positions are those of previous calls, e.g. in a KV cache), the new
-values of target tokens ``start+1..start+T`` and a per-token auxiliary output (the log-scales)."""
+values of target tokens ``start+1..start+T`` and a per-token auxiliary output (the map's inverse
+log-derivatives, summed into the log-det)."""
 
 
 def default_tol(dtype: torch.dtype) -> float:

@@ -1,9 +1,11 @@
 r"""The exact sequential inverse of an autoregressive block: one token per step.
 
-An autoregressive affine block generates by solving the lower-triangular system
+An autoregressive block generates by solving the lower-triangular system
 
-.. math:: x_0 = z_0, \qquad x_{i+1} = z_{i+1}\, e^{a_{i+1}(x_{\le i})} + b_{i+1}(x_{\le i}),
+.. math:: x_0 = z_0, \qquad x_{i+1} = \tau^{-1}\big(z_{i+1};\ \theta_{i+1}(x_{\le i})\big)
 
+(:math:`\tau^{-1}` the element-wise map's inverse, e.g. :math:`z\, e^{a} + b` for TarFlow's affine
+map, a rational-quadratic spline's inverse for a spline block),
 so token ``i + 1`` needs every token up to ``i``, and ``N - 1`` dependent steps solve it exactly.
 Each step feeds one new token to the network, whose keys and values for earlier tokens wait in a
 cache (:class:`flowkit.nets.KVCache`), so a step costs one token's worth of compute. This is the
@@ -27,7 +29,7 @@ def solve_sequential(z: Tensor, step: Callable[[Tensor, int], tuple[Tensor, Tens
         z: latents ``(B, N, ...)``.
         step: ``step(x_i, i) -> (x_{i+1}, aux_{i+1})``: from token ``i`` (``(B, 1, ...)``; the tokens
             before it are the step's own business, e.g. in a KV cache) the next token and an
-            auxiliary output (the log-scales ``a``).
+            auxiliary output (the inverse log-derivatives: the log-scales ``a`` for an affine map).
 
     Returns:
         ``x`` ``(B, N, ...)`` and the auxiliary outputs of tokens ``1..N-1``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor
@@ -16,7 +16,7 @@ from ..bijectors.base import Bijector
 __all__ = ["check_bijector", "randomize_parameters"]
 
 
-def _fail(prop: str, detail: str) -> None:
+def _fail(prop: str, detail: str) -> NoReturn:
     raise AssertionError(f"check_bijector: {prop} failed: {detail}")
 
 
@@ -34,16 +34,31 @@ def _jacobian(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return jac.reshape(f(x).numel(), x.numel())
 
 
-def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor, str]]:
+def _malformed_contexts(b: Bijector, context: Tensor) -> list[tuple[Tensor | None, str]]:
     """Contexts a conditional bijector must reject, for the kind of context it declares."""
-    bad = [(context[:-1], "a context of the wrong batch size")]
+    bad: list[tuple[Tensor | None, str]] = [(context[:-1], "a context of the wrong batch size")]
     spec = b.context_spec
-    if spec is None or spec.kind == "labels":
+    # A bijector without a spec is checked by what it was given: a float (B, C) context as vectors.
+    vector = spec.kind == "vector" if spec is not None else context.dtype.is_floating_point and context.dim() == 2
+    if not vector:
         bad += [(context.float(), "float labels"), (torch.full_like(context, 10**6), "out-of-range labels")]
     else:
-        bad += [(context.long(), "an integer context vector"), (context.new_full(context.shape, float("nan")),
-                                                              "a non-finite context vector")]
+        bad += [(context.long(), "an integer context vector"),
+                (context.new_full(context.shape, float("nan")), "a non-finite context vector"),
+                (torch.cat([context, context[:, :1]], dim=1), "a context vector with one feature too many"),
+                (context[:, 0], "a context vector without its feature axis")]
+        if spec is not None and not spec.optional:
+            bad.append((None, "a missing context (None)"))
     return bad
+
+
+def _other_context(context: Tensor) -> Tensor:
+    """Another sample's context for each sample (labels or vectors alike): the batch rolled by one."""
+    other = context.roll(1, dims=0)
+    if torch.equal(other, context):
+        kind = "labels" if context.dim() == 1 else "context vectors"
+        _fail("context", f"use at least two distinct {kind} in the context")
+    return other
 
 
 def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
@@ -51,9 +66,11 @@ def _slice_context(context: Tensor | None, index: slice) -> Tensor | None:
 
 
 def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None, *, atol: float = 1e-6,
-                   rtol: float = 1e-5, jacobian_samples: int = 2, inverse_options: dict[str, Any] | None = None) -> None:
-    r"""Check the :class:`~flowkit.Bijector` contract on a batch ``x``; raise ``AssertionError`` naming
-    the first property that fails.
+                   rtol: float = 1e-5, jacobian_samples: int = 2,
+                   inverse_options: dict[str, Any] | None = None) -> None:
+    r"""Check the :class:`~flowkit.Bijector` contract on a batch ``x``.
+
+    Raises ``AssertionError`` naming the first property that fails.
 
     Properties checked, in order:
 
@@ -67,7 +84,10 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
        ``> i``) and ``volume_preserving`` (log-det exactly 0);
     6. every parameter gets a gradient;
     7. samples in a batch do not affect each other;
-    8. a conditional bijector reacts to its context and rejects a malformed one;
+    8. a conditional bijector reacts to its context (each sample given another's) and rejects a
+       malformed one: for labels, wrong batch, float or out-of-range labels; for vectors, wrong
+       batch, integer dtype, non-finite values, wrong width, a missing feature axis, and ``None``
+       when the context is required;
     9. every inverse method in ``inverse_methods`` agrees;
     10. no state is left on the module by a call;
     11. ``state_dict``, ``torch.save``/``torch.load(weights_only=True)`` and ``deepcopy`` keep the output.
@@ -77,8 +97,10 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     Args:
         bijector: the bijector to test.
         x: a batch of inputs ``(B, *event_shape)`` with ``B >= 2``.
-        context: labels ``(B,)`` for a conditional bijector (use at least two distinct values).
-        atol, rtol: tolerances for the numerical comparisons.
+        context: for a conditional bijector, what its ``context_spec`` declares: labels ``(B,)`` or
+            float vectors ``(B, C)`` of ``x``'s dtype (use at least two distinct values).
+        atol: absolute tolerance of the numerical comparisons.
+        rtol: relative tolerance of the numerical comparisons.
         jacobian_samples: how many samples get the (dense, costly) Jacobian check.
         inverse_options: extra keywords for every :meth:`~flowkit.Bijector.inverse` call.
 
@@ -121,7 +143,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         # 2-3. round trips and cancelling log-dets
         x_back, ld_inv = inv(z)
         _close("round trip inverse(forward(x)) == x", x_back, x, atol, rtol)
-        _close("log-dets cancel: logdet_fwd(x) + logdet_inv(forward(x)) == 0", ld + ld_inv, torch.zeros_like(ld), atol, rtol)
+        _close("log-dets cancel: logdet_fwd(x) + logdet_inv(forward(x)) == 0", ld + ld_inv, torch.zeros_like(ld),
+               atol, rtol)
         # A latent batch that forward did not produce (nearby, so a generating pass stays finite).
         g = torch.Generator(device=z.device).manual_seed(0)
         z2 = z + 1e-2 * torch.randn(z.shape, generator=g, device=z.device, dtype=z.dtype)
@@ -149,7 +172,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         sign, logabsdet = torch.linalg.slogdet(jac)
         if sign == 0:
             _fail("Jacobian", "the Jacobian is singular")
-        _close(f"log-det equals slogdet of the autograd Jacobian (sample {i})", ld[i:i + 1], logabsdet.reshape(1).to(ld.dtype), atol * 10, rtol * 10)
+        _close(f"log-det equals slogdet of the autograd Jacobian (sample {i})", ld[i:i + 1],
+               logabsdet.reshape(1).to(ld.dtype), atol * 10, rtol * 10)
         if b.causal:
             n = x.shape[1]
             blocks = jac.reshape(n, -1, n, x[i][0].numel()).abs().amax(dim=(1, 3))
@@ -174,10 +198,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         if b.conditional:
             if context is None:
                 _fail("context", "a conditional bijector must be checked with a context")
-            other = context.roll(1)
-            if torch.equal(other, context):
-                _fail("context", "use at least two distinct labels in the context")
-            z_other, _ = fwd(x, other)
+            z_other, _ = fwd(x, _other_context(context))
             if torch.allclose(z_other, z):
                 _fail("context", "the output does not react to the context")
             for bad, what in _malformed_contexts(b, context):
@@ -185,6 +206,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
                     fwd(x, bad)
                 except (ValueError, TypeError):
                     continue
+                except Exception as e:  # the contract: a clear ValueError/TypeError, never a deep error
+                    _fail("context", f"{what} raised {type(e).__name__} instead of ValueError/TypeError: {e}")
                 _fail("context", f"{what} were accepted")
         elif context is not None:
             _fail("context", "a context was given for an unconditional bijector")
@@ -198,7 +221,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         buf.seek(0)
         clone = copy.deepcopy(b)
         clone.load_state_dict(torch.load(buf, weights_only=True))
-        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], z, atol, rtol)
+        _close("state_dict / torch.save / torch.load(weights_only=True) round trip", clone(x, context=context)[0], z,
+               atol, rtol)
         _close("deepcopy keeps the log-det", copy.deepcopy(b)(x, context=context)[1], ld, atol, rtol)
 
 
@@ -215,6 +239,11 @@ def randomize_parameters(module: torch.nn.Module, std: float = 0.1, seed: int = 
         >>> bool(block.net.proj_out.weight.abs().sum() > 0)
         True
     """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"randomize_parameters: module must be a torch.nn.Module, got {type(module).__name__}")
+    finite_float(std, "std", "randomize_parameters", low=0.0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"randomize_parameters: seed must be an int, got {type(seed).__name__} {seed!r}")
     g = torch.Generator().manual_seed(seed)
     for p in module.parameters():
         p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) * std)

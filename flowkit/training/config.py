@@ -71,6 +71,11 @@ class TrainConfig(TarFlowConfig):
         num_classes: Classes to condition on; ``None`` takes the data's (unconditional for unlabelled
             data), ``0`` forces an unconditional model.
         coupling: ``"autoregressive"`` (TarFlow blocks) or ``"channel"`` (channel coupling).
+        context_features: Must stay ``0`` for training: the trainer conditions on the data's labels
+            (context vectors are for models built in code, :class:`flowkit.TarFlow`).
+        map: The blocks' element-wise map, ``"affine"`` (TarFlow) or ``"spline"`` (rational-quadratic
+            spline TarFlow, needs ``nvp=True``).
+        spline_bins: Bins of the spline map.
         data: Data spec for :func:`flowkit.data.load_dataset` (``"digits"``, ``"mnist-idx:FOLDER"``,
             ``"torchvision:NAME"``, a folder, a ``.npy``/``.npz`` file).
         data_root: Folder holding downloaded torchvision data.
@@ -351,6 +356,10 @@ def validate(cfg: TrainConfig) -> None:
     _require(c.img_size % c.patch_size == 0, f"patch_size {c.patch_size} must divide img_size {c.img_size}")
     _require(c.channels % c.head_dim == 0, f"channels {c.channels} must be a multiple of head_dim {c.head_dim}")
     _require(c.num_classes is None or c.num_classes >= 0, f"num_classes must be >= 0 or none, got {c.num_classes}")
+    _require(c.context_features == 0, "context_features must be 0 for training (the trainer conditions on the "
+             f"data's labels), got {c.context_features}")
+    _require(c.spline_bins >= 1, f"spline_bins must be >= 1, got {c.spline_bins}")
+    _require(c.map != "spline" or c.nvp, "map='spline' is not volume-preserving; it needs nvp=true")
     _require(bool(c.data), "data must name a data set, got an empty string")
     _require(bool(c.out), "out must name an output folder, got an empty string")
     _require(0 <= c.val_fraction < 1, f"val_fraction must be in [0, 1), got {c.val_fraction}")

@@ -29,29 +29,37 @@ def _labels(batch: int, num_classes: int) -> Tensor:
     return y
 
 
-@given(d=st.integers(1, 4), name=maps, classes=st.sampled_from([0, 3]), reverse=st.booleans(),
-       residual=st.booleans(), seed=seeds)
-def test_masked_autoregressive(d: int, name: str, classes: int, reverse: bool, residual: bool, seed: int) -> None:
+# The three context kinds every conditional structure takes: none, labels (B,) of 3 classes, vectors (B, 2).
+contexts = st.sampled_from(["none", "labels", "vector"])
+CONTEXT_ARGS = {"none": {}, "labels": {"num_classes": 3}, "vector": {"context_features": 2}}
+
+
+def _context(kind: str, batch: int, seed: int) -> Tensor | None:
+    return {"none": None, "labels": _labels(batch, 3), "vector": _x(batch, 2, seed=seed + 1)}[kind]
+
+
+@given(d=st.integers(1, 4), name=maps, kind=contexts, reverse=st.booleans(), residual=st.booleans(), seed=seeds)
+def test_masked_autoregressive(d: int, name: str, kind: str, reverse: bool, residual: bool, seed: int) -> None:
     order = torch.arange(d).flip(0) if reverse else None
-    layer = MaskedAutoregressive(d, MAPS[name](), hidden=(8, 8), num_classes=classes, order=order, residual=residual)
+    layer = MaskedAutoregressive(d, MAPS[name](), hidden=(8, 8), order=order, residual=residual, **CONTEXT_ARGS[kind])
     randomize_parameters(layer.double(), std=0.3, seed=seed)
-    x, ctx = _x(4, d, seed=seed), (_labels(4, classes) if classes else None)
+    x, ctx = _x(4, d, seed=seed), _context(kind, 4, seed)
     check_bijector(layer, x, ctx)
     check_autoregressive(layer, x, ctx)
     check_autoregressive(layer.conditioner, x, ctx)
     assert layer.causal == (not reverse or d == 1)
 
 
-@given(d=st.integers(2, 5), n=st.sampled_from([0, 3]), name=maps, classes=st.sampled_from([0, 2]), seed=seeds)
-def test_coupling_on_vectors_and_tokens(d: int, n: int, name: str, classes: int, seed: int) -> None:
+@given(d=st.integers(2, 5), n=st.sampled_from([0, 3]), name=maps, kind=contexts, seed=seeds)
+def test_coupling_on_vectors_and_tokens(d: int, n: int, name: str, kind: str, seed: int) -> None:
     mask = torch.rand(d, generator=torch.Generator().manual_seed(seed)) < 0.5
     mask[0], mask[-1] = True, False  # at least one kept and one transformed feature
-    layer = randomize_parameters(Coupling(d, MAPS[name](), mask=mask, hidden=(8,), num_classes=classes).double(),
+    layer = randomize_parameters(Coupling(d, MAPS[name](), mask=mask, hidden=(8,), **CONTEXT_ARGS[kind]).double(),
                                  std=0.3, seed=seed)
-    x = _x(3, n, d, seed=seed) if n else _x(3, d, seed=seed)
-    y, _ = layer(x, context=_labels(3, classes) if classes else None)
+    x, ctx = (_x(3, n, d, seed=seed) if n else _x(3, d, seed=seed)), _context(kind, 3, seed)
+    y, _ = layer(x, context=ctx)
     assert torch.equal(y[..., mask], x[..., mask]), "kept features changed"
-    check_bijector(layer, x, _labels(3, classes) if classes else None)
+    check_bijector(layer, x, ctx)
 
 
 @given(d=st.integers(1, 4), seed=seeds)
@@ -86,9 +94,10 @@ def test_vector_context(structure: str) -> None:
     # Batch independence: each sample's context is its own.
     torch.testing.assert_close(layer(x[:1], context=c[:1])[0], z[:1])
     for bad, error in ((None, ValueError), (c[:, :1], ValueError), (c[:3], ValueError),
-                       (torch.tensor([0, 1, 0, 1]), TypeError)):
+                       (torch.tensor([0, 1, 0, 1]), TypeError), (c.float(), TypeError)):
         with pytest.raises(error, match="context"):
             layer(x, context=bad)
+    check_bijector(layer, x, c)
 
 
 class TwoPassConditioner(nn.Module):

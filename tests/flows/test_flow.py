@@ -64,6 +64,21 @@ def test_distribution_adapter() -> None:
     assert model.transforms[0].net.proj_out.weight.grad is not None
 
 
+def test_distribution_adapter_with_context_vectors() -> None:
+    """A vector context (B, C) gives batch shape (B,), not (B, C); log_prob pairs sample i with context i."""
+    from flowkit import MAF
+
+    torch.manual_seed(0)
+    flow = randomize_parameters(MAF(2, context_features=3, hidden=(8,), transforms=2).double(), std=0.3)
+    c = torch.randn(4, 3, dtype=torch.float64)
+    dist = flow.as_distribution(context=c)
+    assert dist.batch_shape == (4,) and dist.event_shape == (2,)
+    x = dist.sample((5,))
+    assert x.shape == (5, 4, 2)
+    expected = torch.stack([flow.log_prob(x[:, i], context=c[i].expand(5, 3)) for i in range(4)], dim=1)
+    torch.testing.assert_close(dist.log_prob(x), expected)
+
+
 def test_state_dict_and_deepcopy_keep_log_prob(tmp_path) -> None:
     torch.manual_seed(0)
     model = randomize_parameters(TarFlow(in_channels=1, img_size=4, patch_size=2, channels=64, num_blocks=2,

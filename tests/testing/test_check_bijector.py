@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from flowkit import Bijector
+from flowkit import Bijector, ContextSpec
 from flowkit.testing import check_bijector
 
 
@@ -113,3 +113,53 @@ def test_hidden_state_fails() -> None:
 
     with pytest.raises(AssertionError, match="hidden state"):
         check_bijector(Leaky(), data())
+
+
+class ContextShift(Bijector):
+    """z = x - W c: a bijector conditioned on float context vectors (B, 2); its log-det is 0."""
+
+    volume_preserving = True
+
+    def __init__(self, declare: bool = True, ignore: bool = False) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.7, -1.0]], dtype=torch.float64))
+        self.ignore = ignore
+        if declare:
+            self.context_spec = ContextSpec.vector(2)
+        else:
+            self.conditional = True  # conditional, but no spec: the base class only checks the batch axis
+
+    def _shift(self, context: Tensor | None) -> Tensor:
+        assert context is not None
+        return (context * (0 if self.ignore else 1)) @ self.weight
+
+    def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x - self._shift(context), x.new_zeros(x.shape[0])
+
+    def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return z + self._shift(context), z.new_zeros(z.shape[0])
+
+
+def vectors() -> Tensor:
+    return torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+def test_vector_context_bijector_passes() -> None:
+    check_bijector(ContextShift(), torch.randn(3, 3, dtype=torch.float64), vectors())
+
+
+def test_vector_context_that_is_ignored_fails() -> None:
+    with pytest.raises(AssertionError, match="does not react to the context"):
+        check_bijector(ContextShift(ignore=True), torch.randn(3, 3, dtype=torch.float64), vectors())
+
+
+def test_vector_context_without_a_spec_fails_the_malformed_context_check() -> None:
+    """Without a declared ContextSpec nothing rejects an integer vector before the maths: check_bijector
+    reports the deep error it ends in."""
+    with pytest.raises(AssertionError, match="an integer context vector raised RuntimeError instead of ValueError"):
+        check_bijector(ContextShift(declare=False), torch.randn(3, 3, dtype=torch.float64), vectors())
+
+
+def test_identical_context_vectors_are_refused() -> None:
+    with pytest.raises(AssertionError, match="two distinct context vectors"):
+        check_bijector(ContextShift(), torch.randn(3, 3, dtype=torch.float64), vectors()[:1].expand(3, 2))
