@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
@@ -87,13 +88,16 @@ class MaskedAutoregressive(ConditionedBijector):
         rank = torch.argsort(order_t)
         self.register_buffer("_fixed_after", rank.unsqueeze(0) <= torch.arange(features).unsqueeze(1), persistent=False)
 
+    @override
     def extra_repr(self) -> str:
         return f"features={self.features}, context={self.context_kind}"
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z, ladj = self.map(x, self._params(x, context, self.features))
         return z, ladj.sum(-1)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         # Unfixed features start at 0 (finite), so masked-out garbage can never turn into nan * 0.
         x = torch.zeros_like(z)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .._validation import ContextSpec, boolean, choice, nonnegative_int, positive_int
 from ..maps.affine import AffineMap, ShiftMap
@@ -100,6 +101,7 @@ class ChannelCoupling(Bijector):
             self.context_spec = ContextSpec.vector(context_features)
         self.volume_preserving = map.volume_preserving
 
+    @override
     def extra_repr(self) -> str:
         return f"dim={self.dim}, seq_len={self.seq_len}, parity={self.parity}, affine={self.affine}"
 
@@ -107,6 +109,7 @@ class ChannelCoupling(Bijector):
         parts = (kept, changed) if self.parity == 0 else (changed, kept)
         return torch.cat(parts, dim=-1)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         cond = self.net.embed_context(context, x.shape[0])
         kept, changed = x[..., self.cond_slice], x[..., self.trans_slice]
@@ -114,6 +117,7 @@ class ChannelCoupling(Bijector):
         z, ladj = self.map(changed, p)
         return self._merge(kept, z), logdet_of(ladj, x.dtype)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None, guidance: float = 0.0, guide_what: str = "ab",
                 attn_temp: float = 1.0, annealed_guidance: bool = False,
                 method: str | None = None) -> tuple[Tensor, Tensor]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..maps.base import ElementwiseMap
 from ..nets.mlp import MLPConditioner
@@ -75,9 +76,11 @@ class Coupling(ConditionedBijector):
         self.register_buffer("kept", kept, persistent=False)
         self.register_buffer("changed", changed, persistent=False)
 
+    @override
     def extra_repr(self) -> str:
         return f"features={self.features}, kept={self.kept.tolist()}, context={self.context_kind}"
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.features:
             raise ValueError(f"Coupling({self.features}) expects a last event axis of {self.features}, "
@@ -90,8 +93,10 @@ class Coupling(ConditionedBijector):
         out, ladj = step(v[..., self.changed], params)
         return v.index_copy(-1, self.changed, out), ladj.flatten(1).sum(1)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._couple(x, context, inverse=False)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._couple(z, context, inverse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from ..maps.base import ElementwiseMap
 from .base import Bijector, Shape
@@ -47,9 +48,11 @@ class Elementwise(Bijector):
         self.params = nn.Parameter(torch.zeros(features, map.num_params))
         self.volume_preserving = map.volume_preserving
 
+    @override
     def extra_repr(self) -> str:
         return f"features={self.features}"
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.features:
             raise ValueError(f"Elementwise({self.features}) expects a last event axis of {self.features}, "
@@ -61,8 +64,10 @@ class Elementwise(Bijector):
         out, ladj = (self.map.inverse if inverse else self.map.forward)(v, params)
         return out, ladj.flatten(1).sum(1)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._run(x, inverse=False)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._run(z, inverse=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from .base import Bijector, Shape, zeros_logdet
 
@@ -61,16 +62,20 @@ class FeaturePermutation(Bijector):
         """A random order drawn from a generator seeded with ``seed`` (reproducible)."""
         return cls(torch.randperm(features, generator=torch.Generator().manual_seed(seed)))
 
+    @override
     def extra_repr(self) -> str:
         return f"perm={self.perm.tolist()}"
 
+    @override
     def forward_shape(self, shape: Shape) -> Shape:
         if not shape or shape[-1] != self.features:
             raise ValueError(f"FeaturePermutation of {self.features} features got event shape {tuple(shape)}")
         return tuple(shape)
 
+    @override
     def forward(self, x: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return x[..., self.perm], zeros_logdet(x)
 
+    @override
     def inverse(self, z: Tensor, *, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return z[..., self.inverse_perm], zeros_logdet(z)

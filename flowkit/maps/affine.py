@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from ..bijectors._affine import at_least_fp32
 from .base import ElementwiseMap
@@ -45,6 +46,7 @@ class AffineMap(ElementwiseMap):
             raise ValueError(f"AffineMap: bound must be > 0 or None, got {bound!r}")
         self.bound = bound
 
+    @override
     def extra_repr(self) -> str:
         return "" if self.bound is None else f"bound={self.bound}"
 
@@ -58,11 +60,13 @@ class AffineMap(ElementwiseMap):
             a = self.bound * torch.tanh(a / self.bound)
         return a, b
 
+    @override
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         a, b = self._log_scale_shift(params)
         z = (at_least_fp32(x) - b) * torch.exp(-a)
         return z.to(x.dtype), (-a).to(x.dtype)
 
+    @override
     def inverse(self, z: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         a, b = self._log_scale_shift(params)
         x = at_least_fp32(z) * torch.exp(a) + b
@@ -89,8 +93,10 @@ class ShiftMap(ElementwiseMap):
         """``"b"`` (or ``"ab"``) guides the shift; there is no log-scale to guide."""
         return (0,) if "b" in guide_what else ()
 
+    @override
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         return x - params[..., 0], torch.zeros_like(x)
 
+    @override
     def inverse(self, z: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         return z + params[..., 0], torch.zeros_like(z)

@@ -68,8 +68,9 @@ class TransformerConditioner(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def embed_context(self, context: Tensor | None, batch: int) -> Tensor | None:
-        """Context term per sample, ``(B, 1, C)``, or the mean class embedding ``(1, 1, C)``; ``None``
-        for an unconditional net.
+        """Context term per sample ``(B, 1, C)``, the mean class embedding ``(1, 1, C)``, or ``None``.
+
+        ``None`` is for an unconditional net; the mean class embedding for a label net called without labels.
 
         The context is not checked here: the bijector's base class checked it (shape, dtype,
         device, range) when the call came in.
@@ -101,8 +102,8 @@ class TransformerConditioner(nn.Module):
 
         A guided call has two branches, the conditional one and the unconditional one (mean class
         embedding, or no context term for a context vector); they share the input tokens, so
-        :meth:`embed` broadcasts ``proj_in(x)`` over them instead of copying a doubled batch. An unconditional net gets zeros (adding them is
-        exact, so the result matches :meth:`embed` bit for bit).
+        :meth:`embed` broadcasts ``proj_in(x)`` over them instead of copying a doubled batch. An
+        unconditional net gets zeros (adding them is exact, so the result matches :meth:`embed` bit for bit).
 
         Args:
             cond: :meth:`embed_context` output ``(B, 1, C)`` or ``(1, 1, C)``, or ``None``.
@@ -130,8 +131,10 @@ class TransformerConditioner(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool, q_scale: Tensor | None = None,
                 branches: Tensor | None = None) -> Tensor:
-        """Parameters for every token of ``x`` (``(B, N, in_dim)`` to ``(B, N, out_dim)``;
-        ``branches`` as in :meth:`embed`)."""
+        """Parameters for every token of ``x``: ``(B, N, in_dim)`` to ``(B, N, out_dim)``.
+
+        ``branches`` is as in :meth:`embed`.
+        """
         return self.proj_out(self.transformer(self.embed(x, cond, branches=branches), causal=causal, q_scale=q_scale))
 
     def row_flops(self) -> int:
@@ -140,11 +143,14 @@ class TransformerConditioner(nn.Module):
         return 2 * sum(m.weight.numel() for m in layer.modules() if isinstance(m, nn.Linear))
 
     def new_cache(self, batch: int, dtype: torch.dtype, device: torch.device) -> KVCache:
+        """An empty :class:`KVCache` for one sampling call over the whole sequence."""
         return self.transformer.new_cache(batch, self.pos_embed.shape[0], dtype, device)
 
     def step(self, x: Tensor, cond: Tensor | None, cache: KVCache, start: int,
              q_scale: Tensor | None = None, *, branches: Tensor | None = None) -> Tensor:
-        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones
-        (``branches`` as in :meth:`embed`)."""
+        """Causal parameters for tokens ``start..start+T-1`` given the cached earlier ones.
+
+        ``branches`` is as in :meth:`embed`.
+        """
         h = self.transformer.step(self.embed(x, cond, start, branches=branches), cache, start, q_scale)
         return self.proj_out(h)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import override
 
 from .._validation import nonnegative_int, positive_int
 
@@ -58,6 +59,7 @@ class ContextEncoder(nn.Module):
         """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
         return "labels" if self.num_classes else "vector" if self.context_features else None
 
+    @override
     def extra_repr(self) -> str:
         return f"kind={self.kind}"
 

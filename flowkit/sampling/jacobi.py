@@ -83,8 +83,9 @@ log-derivatives, summed into the log-det)."""
 
 
 def default_tol(dtype: torch.dtype) -> float:
-    r"""The default convergence tolerance: about :math:`100\,\epsilon` of ``dtype``, far below the
-    ``1e-3`` pixel accuracy that sampling needs yet above the rounding noise of a pass.
+    r"""The default convergence tolerance: about :math:`100\,\epsilon` of ``dtype``.
+
+    That is far below the ``1e-3`` pixel accuracy that sampling needs, yet above the rounding noise of a pass.
 
     Examples:
         >>> default_tol(torch.float32), default_tol(torch.float64)
@@ -122,8 +123,9 @@ class InverseMethod:
 
 
 def auto_window(seq_len: int, rows: int, row_flops: int, device: torch.device | str = "cpu") -> int:
-    r"""The window of ``method="auto"``: the most tokens a pass can hold while it still costs about
-    one single-token step, ``min(N - 1, F // (rows * row_flops))``, at least 1 (sequential).
+    r"""The window of ``method="auto"``: the most tokens a pass holds for about the cost of one step.
+
+    The window is ``min(N - 1, F // (rows * row_flops))``, at least 1 (sequential).
 
     A pass of a transformer layer pays a fixed overhead (kernel launches, Python) plus its matmul
     FLOPs; ``F`` is about the FLOPs the device does in the time of that overhead: ``2**22`` on a
@@ -186,7 +188,9 @@ def resolve_method(method: str, options: Mapping[str, Any], dtype: torch.dtype, 
         options: the method's options.
         dtype: of the latents (sets the default ``tol``).
         seq_len: tokens ``N`` of the block.
-        rows, row_flops, device: the cost of a pass, for ``"auto"`` (see :func:`auto_window`).
+        rows: token rows of a single-token step, for ``"auto"`` (see :func:`auto_window`).
+        row_flops: matmul FLOPs of one row through one layer, for ``"auto"``.
+        device: where the block runs, for ``"auto"``.
         owner: named in error messages.
 
     Raises:
@@ -262,8 +266,9 @@ def _moves(new: Tensor, old: Tensor) -> list[float]:
 
 def solve_autoregressive(z: Tensor, update: Update, method: InverseMethod,
                          stats: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
-    r"""Solve :math:`x_i = F_i(x_{<i}, z_i)`, :math:`x_0 = z_0`, for a batch of sequences ``z``
-    ``(B, N, ...)`` with the windowed scheme ``method`` (see the module docstring).
+    r"""Solve :math:`x_i = F_i(x_{<i}, z_i)`, :math:`x_0 = z_0`, with the windowed scheme ``method``.
+
+    ``z`` is a batch of sequences ``(B, N, ...)``; the scheme is described in the module docstring.
 
     Args:
         z: latents ``(B, N, ...)``.
