@@ -27,7 +27,7 @@ from torch import Tensor
 __all__ = [
     "set_validation", "validation_enabled", "validating", "check_tensor", "check_labels", "ContextSpec",
     "ValueChecks", "check_input", "check_context", "positive_int", "nonnegative_int", "boolean", "choice",
-    "probability", "finite_float",
+    "probability", "finite_float", "context_spec_for",
 ]
 
 _ENABLED = True
@@ -355,6 +355,32 @@ class ContextSpec:
         else:
             text = f"a floating tensor (B, {self.size})"
         return text + (", or None" if self.optional else "")
+
+
+def context_spec_for(num_classes: object, context_features: object, owner: str) -> ContextSpec | None:
+    """Check a block's ``num_classes`` / ``context_features`` pair and return its :class:`ContextSpec`.
+
+    Both are ints ``>= 0`` and at most one is set: labels (``ContextSpec.labels(num_classes)``),
+    vectors (``ContextSpec.vector(context_features)``) or neither (``None``, unconditional).
+
+    Examples:
+        >>> context_spec_for(3, 0, "Demo")
+        ContextSpec(kind='labels', size=3, optional=True)
+        >>> context_spec_for(0, 0, "Demo") is None
+        True
+        >>> context_spec_for(3, 2, "D")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: D: pass num_classes (labels) or context_features (vectors), not both; got num_classes=3, ...
+    """
+    classes = nonnegative_int(num_classes, "num_classes", owner)
+    features = nonnegative_int(context_features, "context_features", owner)
+    if classes and features:
+        raise ValueError(f"{_where(owner)}pass num_classes (labels) or context_features (vectors), not both; "
+                         f"got num_classes={classes}, context_features={features}")
+    if classes:
+        return ContextSpec.labels(classes)
+    return ContextSpec.vector(features) if features else None
 
 
 def merge_context_specs(specs: Sequence[ContextSpec], owner: str) -> ContextSpec | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._validation import ContextSpec
+from .._validation import context_spec_for
 from ..maps.base import ElementwiseMap
 from .base import Bijector
 
@@ -32,17 +32,11 @@ class ConditionedBijector(Bijector):
         require_map(map, owner)
         if not callable(conditioner):
             raise TypeError(f"{owner}: conditioner must be a callable nn.Module, got {type(conditioner).__name__}")
-        for name, v in (("num_classes", num_classes), ("context_features", context_features)):
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{owner}: {name} must be an int >= 0, got {v!r}")
-        if num_classes and context_features:
-            raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
+        spec = context_spec_for(num_classes, context_features, owner)
         self.map, self.conditioner = map, conditioner
         self.num_classes, self.context_features = num_classes, context_features
-        if num_classes:
-            self.context_spec = ContextSpec.labels(num_classes)
-        elif context_features:
-            self.context_spec = ContextSpec.vector(context_features)
+        if spec is not None:
+            self.context_spec = spec
         self.volume_preserving = map.volume_preserving
 
     @property

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import ContextSpec, boolean, choice, nonnegative_int, positive_int
+from .._validation import boolean, choice, context_spec_for, positive_int
 from ..maps.affine import AffineMap, ShiftMap
 from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner
@@ -76,11 +76,7 @@ class ChannelCoupling(Bijector):
         if dim < 2:
             raise ValueError(f"ChannelCoupling: dim must be an int >= 2 to split in halves, got {dim!r}")
         choice(parity, "parity", (0, 1), "ChannelCoupling")
-        nonnegative_int(num_classes, "num_classes", "ChannelCoupling")
-        nonnegative_int(context_features, "context_features", "ChannelCoupling")
-        if num_classes and context_features:
-            raise ValueError("ChannelCoupling: pass num_classes (labels) or context_features (vectors), not both; "
-                             f"got num_classes={num_classes}, context_features={context_features}")
+        spec = context_spec_for(num_classes, context_features, "ChannelCoupling")
         boolean(affine, "affine", "ChannelCoupling")
         map = require_map((AffineMap() if affine else ShiftMap()) if map is None else map, "ChannelCoupling")
         if channels % head_dim:
@@ -95,10 +91,8 @@ class ChannelCoupling(Bijector):
         self.dim, self.seq_len, self.parity, self.affine, self.num_classes = dim, seq_len, parity, affine, num_classes
         self.context_features = context_features
         self.event_shape = (seq_len, dim)
-        if num_classes:
-            self.context_spec = ContextSpec.labels(num_classes)
-        elif context_features:
-            self.context_spec = ContextSpec.vector(context_features)
+        if spec is not None:
+            self.context_spec = spec
         self.volume_preserving = map.volume_preserving
 
     @override

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import nonnegative_int, positive_int
+from .._validation import context_spec_for, positive_int
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]
@@ -51,11 +51,7 @@ class TransformerConditioner(nn.Module):
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("seq_len", seq_len), ("channels", channels),
                             ("num_layers", num_layers)):
             positive_int(value, name, "TransformerConditioner")
-        nonnegative_int(num_classes, "num_classes", "TransformerConditioner")
-        nonnegative_int(context_features, "context_features", "TransformerConditioner")
-        if num_classes and context_features:
-            raise ValueError("TransformerConditioner: pass num_classes (labels) or context_features (vectors), not "
-                             f"both; got num_classes={num_classes}, context_features={context_features}")
+        context_spec_for(num_classes, context_features, "TransformerConditioner")
         self.proj_in = nn.Linear(in_dim, channels)
         self.pos_embed = nn.Parameter(torch.randn(seq_len, channels) * 1e-2)
         self.class_embed = nn.Parameter(torch.randn(num_classes, channels) * 1e-2) if num_classes else None
