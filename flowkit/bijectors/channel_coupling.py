@@ -12,7 +12,7 @@ from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS
-from ._affine import guided_inputs, logdet_of
+from ._affine import compute_dtype, logdet_of
 from ._conditioned import require_map
 from .base import Bijector
 from .token_autoregressive import token_params
@@ -124,9 +124,11 @@ class ChannelCoupling(Bijector):
         batch = z.shape[0]
         cond = self.net.embed_context(context, batch)
         kept, changed = z[..., self.cond_slice], z[..., self.trans_slice]
-        cond, q_scale = guided_inputs(self.net, cond, batch, g, z)
-        inp = torch.cat([kept, kept]) if g.active else kept
-        p = token_params(self.net(inp, cond, causal=False, q_scale=q_scale), self.d_trans, self.map.num_params)
+        # The guided branches share `kept`: the net broadcasts it over them (no doubled batch).
+        branches = self.net.branch_embeddings(cond, guided=True) if g.active else None
+        q_scale = g.q_scale(batch, compute_dtype(z), z.device) if g.active else None
+        p = token_params(self.net(kept, cond, causal=False, q_scale=q_scale, branches=branches), self.d_trans,
+                         self.map.num_params)
         if g.active:
             weights = g.weights(self.seq_len, z.device).to(z.dtype).view(-1, 1, 1)
             p = g.combine_params(p, weights, self.map.guided_params(g.guide_what))

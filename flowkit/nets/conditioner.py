@@ -84,15 +84,6 @@ class TransformerConditioner(nn.Module):
         emb = torch.where((y < 0).unsqueeze(1), mean, self.class_embed[y.clamp(min=0)])
         return emb.unsqueeze(1)
 
-    def guided_embedding(self, cond: Tensor | None, batch: int) -> Tensor | None:
-        """Embeddings of the doubled guidance batch: the conditional ones, then the mean."""
-        if cond is None:
-            return None
-        if self.class_embed is None:  # a context vector: the unconditional branch has no context term
-            return torch.cat([cond.expand(batch, 1, -1), torch.zeros_like(cond).expand(batch, 1, -1)])
-        mean = self.class_embed.mean(dim=0).view(1, 1, -1)
-        return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
-
     def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor:
         r"""The class embedding of each branch of a sampling call, ``(G, B or 1, 1, C)``.
 
