@@ -100,12 +100,6 @@ def _config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
             group.add_argument(flag, dest=f"cfg_{f.name}", metavar=metavar, help=text)
 
 
-def add_threads_argument(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="CPU threads for PyTorch [default: OMP_NUM_THREADS if set, else 1 for small models "
-                            "and the free cores for large ones; see docs/performance.md]")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``flowkit`` argument parser."""
     from ..threads import add_threads_argument
