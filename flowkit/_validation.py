@@ -492,6 +492,16 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
     return context
 
 
+def first_line(e: BaseException) -> str:
+    r"""The first line of an exception's message (its type name if empty), to keep flowkit's errors to one line.
+
+    Examples:
+        >>> first_line(ValueError("bad header\nmore detail")), first_line(KeyError())
+        ('bad header', 'KeyError')
+    """
+    return (str(e).strip() or type(e).__name__).splitlines()[0]
+
+
 def describe_options(names: Sequence[str]) -> str:
     """``'a', 'b'`` or ``none``, for messages listing accepted names."""
     return ", ".join(repr(n) for n in sorted(names)) or "none"

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from .._validation import first_line
+
 __all__ = ["main", "build_parser"]
 
 _DESCRIPTION = """\
@@ -193,11 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
-
-
 def _note(command: str, text: str) -> None:
     print(f"flowkit {command}: {text}", file=sys.stderr, flush=True)
 
@@ -247,7 +244,7 @@ def _duration(seconds: float) -> str:
 def _os_error(e: OSError, command: str) -> str:
     """One line naming the file and the cause (``[Errno 28] No space left on device: 'run/ckpt.pt'``)."""
     if e.filename is None or e.strerror is None:  # e.g. FileNotFoundError("checkpoint not found: ...")
-        return _first_line(e)
+        return first_line(e)
     where = repr(str(e.filename)) + (f" -> {str(e.filename2)!r}" if e.filename2 is not None else "")
     hint = ""
     if command == "train" and e.errno in _WRITE_ERRORS - {errno.EROFS}:
@@ -328,7 +325,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     except TypeError as e:  # the reference constructor's arguments came from --ml-tarflow: the user's words
         if ml is None:
             raise
-        raise ValueError(f"--ml-tarflow: {_first_line(e)}") from e
+        raise ValueError(f"--ml-tarflow: {first_line(e)}") from e
     return model.to(device), cfg, device
 
 
@@ -480,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval}[args.command](args)
     except (ValueError, TrainingDiverged, RunFolderError) as e:
-        print(f"flowkit {args.command}: error: {_first_line(e)}", file=sys.stderr)
+        print(f"flowkit {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, file too large, read-only, permissions, a file where a folder goes...
         print(f"flowkit {args.command}: error: {_os_error(e, args.command)}", file=sys.stderr)
