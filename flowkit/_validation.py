@@ -27,7 +27,8 @@ from torch import Tensor
 __all__ = [
     "set_validation", "validation_enabled", "validating", "check_tensor", "check_labels", "ContextSpec",
     "ValueChecks", "check_input", "check_context", "positive_int", "nonnegative_int", "boolean", "choice",
-    "probability", "finite_float", "context_spec_for",
+    "probability", "finite_float", "context_spec_for", "int_at_least", "positive_ints",
+    "first_line",
 ]
 
 _ENABLED = True
@@ -101,7 +102,39 @@ def nonnegative_int(value: object, name: str, owner: str = "") -> int:
         ...
         ValueError: TarFlow: num_classes must be an int >= 0, got -1
     """
-    return _int_at_least(value, name, owner, 0, "an int >= 0")
+    return int_at_least(value, name, owner, low=0)
+
+
+def int_at_least(value: object, name: str, owner: str = "", *, low: int) -> int:
+    """``value`` if it is an ``int >= low`` (``bool`` is not an int).
+
+    Examples:
+        >>> int_at_least(0, "features", "MADE", low=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: MADE: features must be an int >= 1, got 0
+    """
+    return _int_at_least(value, name, owner, low, f"an int >= {low}")
+
+
+def positive_ints(value: object, name: str, owner: str = "") -> list[int]:
+    """``value`` as a list if it is a non-empty sequence of positive ints (e.g. hidden widths).
+
+    Raises:
+        TypeError: not a non-empty sequence (a string is not one), or an item that is not an int.
+        ValueError: an item ``< 1`` (named by its index).
+
+    Examples:
+        >>> positive_ints((64, 64), "hidden")
+        [64, 64]
+        >>> positive_ints(8, "hidden", "MAF")
+        Traceback (most recent call last):
+        ...
+        TypeError: MAF: hidden must be a non-empty sequence of positive ints, got 8
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise TypeError(f"{_where(owner)}{name} must be a non-empty sequence of positive ints, got {value!r}")
+    return [positive_int(v, f"{name}[{i}]", owner) for i, v in enumerate(value)]
 
 
 def _int_at_least(value: object, name: str, owner: str, low: int, what: str) -> int:
