@@ -42,7 +42,7 @@ class ConditionedBijector(Bijector):
     @property
     def context_kind(self) -> str | None:
         """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
-        return "labels" if self.num_classes else "vector" if self.context_features else None
+        return None if self.context_spec is None else self.context_spec.kind
 
     def _params(self, x: Tensor, context: Tensor | None, out_features: int) -> Tensor:
         params = self.conditioner(x, context)
