@@ -42,11 +42,6 @@ _GROUP_TITLES = {
     "run": "run",
     "sampling": "sampling",
 }
-# Constructor arguments of a reference ml-tarflow checkpoint (--ml-tarflow K=V,...) and their types.
-_ML_TARFLOW_KEYS: dict[str, type] = {
-    "in_channels": int, "img_size": int, "patch_size": int, "channels": int, "num_blocks": int,
-    "layers_per_block": int, "nvp": bool, "num_classes": int, "head_dim": int, "expansion": int,
-}
 
 
 def _help_text(doc: str, default: Any) -> str:
@@ -288,13 +283,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _ml_tarflow_args(text: str) -> dict[str, Any]:
     """Parse and check ``--ml-tarflow K=V,...``: known keys, integer sizes, a boolean ``nvp``."""
+    from ..presets.ml_tarflow import REFERENCE_ARGS
+    from ..presets.tarflow import TarFlowConfig
     from ..training.loading import parse_key_values
 
+    hints = typing.get_type_hints(TarFlowConfig)  # the reference's arguments are TarFlowConfig fields (int, bool)
     values = parse_key_values(text)
     for key, value in values.items():
-        if key not in _ML_TARFLOW_KEYS:
-            raise ValueError(f"--ml-tarflow: unknown key {key!r}; expected some of {', '.join(_ML_TARFLOW_KEYS)}")
-        tp = _ML_TARFLOW_KEYS[key]
+        if key not in REFERENCE_ARGS:
+            raise ValueError(f"--ml-tarflow: unknown key {key!r}; expected some of {', '.join(REFERENCE_ARGS)}")
+        tp = hints[key]
         if type(value) is not tp:
             raise ValueError(f"--ml-tarflow: {key} expects {'true or false' if tp is bool else 'an integer'}, "
                              f"got {value!r}")
