@@ -26,10 +26,8 @@ runs/digits/checkpoint.pt` reports held-out bits/dim and Bayes accuracy. `flowki
 lists each command's options."""
 
 # Which help group each TrainConfig field is listed in; a field not named here goes to "model" when a
-# base class of TrainConfig (the model's own config) declares it, else to "run".
+# base class of TrainConfig (the model's own config, TarFlowConfig) declares it, else to "run".
 _GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block", "head_dim",
-              "expansion", "nvp", "num_classes", "coupling"),
     "data": ("data", "data_root", "val_fraction", "noise", "sigma", "label_drop"),
     "optimisation": ("batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "betas", "max_steps", "epochs",
                      "ema_decay", "grad_clip", "precision", "compile"),
