@@ -28,7 +28,7 @@ __all__ = [
     "set_validation", "validation_enabled", "validating", "check_tensor", "check_labels", "ContextSpec",
     "ValueChecks", "check_input", "check_context", "positive_int", "nonnegative_int", "boolean", "choice",
     "probability", "finite_float", "context_spec_for", "int_at_least", "positive_ints",
-    "first_line",
+    "check_permutation", "first_line",
 ]
 
 _ENABLED = True
@@ -523,6 +523,20 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
     if checks is None:
         own.settle()
     return context
+
+
+def check_permutation(index: Tensor, n: int, name: str, owner: str = "") -> Tensor:
+    """``index`` (a 1-d long tensor) if it holds each of ``0, ..., n - 1`` exactly once.
+
+    Examples:
+        >>> check_permutation(torch.tensor([0, 0, 2]), 3, "order", "MADE")
+        Traceback (most recent call last):
+        ...
+        ValueError: MADE: order must be a permutation of range(3), got [0, 0, 2]
+    """
+    if not torch.equal(index.sort().values, torch.arange(n)):
+        raise ValueError(f"{_where(owner)}{name} must be a permutation of range({n}), got {index.tolist()}")
+    return index
 
 
 def first_line(e: BaseException) -> str:

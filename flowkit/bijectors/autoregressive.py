@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import int_at_least
+from .._validation import check_permutation, int_at_least
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
 from ._conditioned import ConditionedBijector, require_map
@@ -76,9 +76,7 @@ class MaskedAutoregressive(ConditionedBijector):
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         given = getattr(conditioner, "order", None)
         order_t = torch.arange(features) if given is None else torch.as_tensor(given, dtype=torch.long).flatten().cpu()
-        if not torch.equal(order_t.sort().values, torch.arange(features)):
-            raise ValueError(f"MaskedAutoregressive: conditioner.order must be a permutation of range({features}), "
-                             f"got {order_t.tolist()}")
+        check_permutation(order_t, features, "conditioner.order", "MaskedAutoregressive")
         self.features = features
         self.event_shape = (features,)
         self.register_buffer("order", order_t, persistent=False)
