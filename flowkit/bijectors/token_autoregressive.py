@@ -14,7 +14,7 @@ from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS, Update, resolve_method, solve_autoregressive
 from ._affine import compute_dtype, logdet_of
-from ._conditioned import require_map
+from ._conditioned import check_conditioner_output, require_map
 from .base import Bijector
 
 __all__ = ["TokenAutoregressive", "CausalTransformerFlow", "TokenConditioner"]
@@ -70,13 +70,9 @@ class TokenConditioner(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool = True, q_scale: Tensor | None = None,
                 branches: Tensor | None = None) -> Tensor:
         """The module's parameters for every token, flattened parameter-major to ``(B, T, P * D)``."""
-        params = self.module(x, cond)
-        expected = (*x.shape[:-1], self.dim, self.num_params)
-        if not isinstance(params, Tensor) or tuple(params.shape) != expected:
-            got = tuple(params.shape) if isinstance(params, Tensor) else type(params).__name__
-            raise ValueError(f"TokenConditioner: the conditioner {type(self.module).__name__} must return parameters "
-                             f"of shape {expected} (tokens' leading axes, D={self.dim} features, "
-                             f"P={self.num_params} parameters), got {got}")
+        params = check_conditioner_output(
+            self.module(x, cond), (*x.shape[:-1], self.dim, self.num_params), "TokenConditioner", self.module,
+            lambda: f"tokens' leading axes, D={self.dim} features, P={self.num_params} parameters")
         return params.transpose(-1, -2).flatten(-2)
 
     def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor | None:
