@@ -27,7 +27,8 @@ from torch import Tensor
 __all__ = [
     "set_validation", "validation_enabled", "validating", "check_tensor", "check_labels", "ContextSpec",
     "ValueChecks", "check_input", "check_context", "positive_int", "nonnegative_int", "boolean", "choice",
-    "probability", "finite_float",
+    "probability", "finite_float", "context_spec_for", "int_at_least", "positive_ints",
+    "check_permutation", "first_line",
 ]
 
 _ENABLED = True
@@ -101,7 +102,39 @@ def nonnegative_int(value: object, name: str, owner: str = "") -> int:
         ...
         ValueError: TarFlow: num_classes must be an int >= 0, got -1
     """
-    return _int_at_least(value, name, owner, 0, "an int >= 0")
+    return int_at_least(value, name, owner, low=0)
+
+
+def int_at_least(value: object, name: str, owner: str = "", *, low: int) -> int:
+    """``value`` if it is an ``int >= low`` (``bool`` is not an int).
+
+    Examples:
+        >>> int_at_least(0, "features", "MADE", low=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: MADE: features must be an int >= 1, got 0
+    """
+    return _int_at_least(value, name, owner, low, f"an int >= {low}")
+
+
+def positive_ints(value: object, name: str, owner: str = "") -> list[int]:
+    """``value`` as a list if it is a non-empty sequence of positive ints (e.g. hidden widths).
+
+    Raises:
+        TypeError: not a non-empty sequence (a string is not one), or an item that is not an int.
+        ValueError: an item ``< 1`` (named by its index).
+
+    Examples:
+        >>> positive_ints((64, 64), "hidden")
+        [64, 64]
+        >>> positive_ints(8, "hidden", "MAF")
+        Traceback (most recent call last):
+        ...
+        TypeError: MAF: hidden must be a non-empty sequence of positive ints, got 8
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise TypeError(f"{_where(owner)}{name} must be a non-empty sequence of positive ints, got {value!r}")
+    return [positive_int(v, f"{name}[{i}]", owner) for i, v in enumerate(value)]
 
 
 def _int_at_least(value: object, name: str, owner: str, low: int, what: str) -> int:
@@ -357,6 +390,32 @@ class ContextSpec:
         return text + (", or None" if self.optional else "")
 
 
+def context_spec_for(num_classes: object, context_features: object, owner: str) -> ContextSpec | None:
+    """Check a block's ``num_classes`` / ``context_features`` pair and return its :class:`ContextSpec`.
+
+    Both are ints ``>= 0`` and at most one is set: labels (``ContextSpec.labels(num_classes)``),
+    vectors (``ContextSpec.vector(context_features)``) or neither (``None``, unconditional).
+
+    Examples:
+        >>> context_spec_for(3, 0, "Demo")
+        ContextSpec(kind='labels', size=3, optional=True)
+        >>> context_spec_for(0, 0, "Demo") is None
+        True
+        >>> context_spec_for(3, 2, "D")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: D: pass num_classes (labels) or context_features (vectors), not both; got num_classes=3, ...
+    """
+    classes = nonnegative_int(num_classes, "num_classes", owner)
+    features = nonnegative_int(context_features, "context_features", owner)
+    if classes and features:
+        raise ValueError(f"{_where(owner)}pass num_classes (labels) or context_features (vectors), not both; "
+                         f"got num_classes={classes}, context_features={features}")
+    if classes:
+        return ContextSpec.labels(classes)
+    return ContextSpec.vector(features) if features else None
+
+
 def merge_context_specs(specs: Sequence[ContextSpec], owner: str) -> ContextSpec | None:
     """The context that satisfies every part of a composition (``None`` for no spec at all).
 
@@ -464,6 +523,30 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
     if checks is None:
         own.settle()
     return context
+
+
+def check_permutation(index: Tensor, n: int, name: str, owner: str = "") -> Tensor:
+    """``index`` (a 1-d long tensor) if it holds each of ``0, ..., n - 1`` exactly once.
+
+    Examples:
+        >>> check_permutation(torch.tensor([0, 0, 2]), 3, "order", "MADE")
+        Traceback (most recent call last):
+        ...
+        ValueError: MADE: order must be a permutation of range(3), got [0, 0, 2]
+    """
+    if not torch.equal(index.sort().values, torch.arange(n)):
+        raise ValueError(f"{_where(owner)}{name} must be a permutation of range({n}), got {index.tolist()}")
+    return index
+
+
+def first_line(e: BaseException) -> str:
+    r"""The first line of an exception's message (its type name if empty), to keep flowkit's errors to one line.
+
+    Examples:
+        >>> first_line(ValueError("bad header\nmore detail")), first_line(KeyError())
+        ('bad header', 'KeyError')
+    """
+    return (str(e).strip() or type(e).__name__).splitlines()[0]
 
 
 def describe_options(names: Sequence[str]) -> str:

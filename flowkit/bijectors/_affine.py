@@ -1,12 +1,9 @@
-"""Shared arithmetic of the token blocks (autoregressive and coupling): precision, log-dets, guidance inputs."""
+"""Shared arithmetic of the token blocks (autoregressive and coupling): precision and log-dets."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-
-from ..nets.conditioner import TransformerConditioner
-from ..sampling.guidance import Guidance
 
 
 def split_params(p: Tensor, affine: bool) -> tuple[Tensor, Tensor]:
@@ -33,14 +30,3 @@ def compute_dtype(x: Tensor) -> torch.dtype:
         return torch.get_autocast_dtype(x.device.type)
     return x.dtype
 
-
-def guided_inputs(net: TransformerConditioner, cond: Tensor | None, batch: int, guidance: Guidance,
-                  x: Tensor) -> tuple[Tensor | None, Tensor | None]:
-    """Embeddings and query scales for a guided pass.
-
-    The conditional and unconditional branches run as one doubled batch (the plain pass when
-    guidance is off).
-    """
-    if not guidance.active:
-        return cond, None
-    return net.guided_embedding(cond, batch), guidance.q_scale(batch, compute_dtype(x), x.device)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
-from .._validation import ContextSpec
+from .._validation import context_spec_for
 from ..maps.base import ElementwiseMap
 from .base import Bijector
 
@@ -15,6 +17,20 @@ def require_map(map: object, owner: str) -> ElementwiseMap:
         raise TypeError(f"{owner}: map must be a flowkit.maps.ElementwiseMap (e.g. AffineMap()), "
                         f"got {type(map).__name__}")
     return map
+
+
+def check_conditioner_output(params: object, expected: tuple[int, ...], owner: str, conditioner: object,
+                             layout: Callable[[], str]) -> Tensor:
+    """``params`` if it is a tensor of shape ``expected``, else a ``ValueError`` naming the conditioner.
+
+    A user network that breaks the protocol gets this instead of a broadcasting error inside the map;
+    ``layout()`` says what the axes are (built only for the message: this runs on every call).
+    """
+    if not isinstance(params, Tensor) or tuple(params.shape) != expected:
+        got = tuple(params.shape) if isinstance(params, Tensor) else type(params).__name__
+        raise ValueError(f"{owner}: the conditioner {type(conditioner).__name__} must return parameters of shape "
+                         f"{expected} ({layout()}), got {got}")
+    return params
 
 
 class ConditionedBijector(Bijector):
@@ -32,30 +48,20 @@ class ConditionedBijector(Bijector):
         require_map(map, owner)
         if not callable(conditioner):
             raise TypeError(f"{owner}: conditioner must be a callable nn.Module, got {type(conditioner).__name__}")
-        for name, v in (("num_classes", num_classes), ("context_features", context_features)):
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{owner}: {name} must be an int >= 0, got {v!r}")
-        if num_classes and context_features:
-            raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
+        spec = context_spec_for(num_classes, context_features, owner)
         self.map, self.conditioner = map, conditioner
         self.num_classes, self.context_features = num_classes, context_features
-        if num_classes:
-            self.context_spec = ContextSpec.labels(num_classes)
-        elif context_features:
-            self.context_spec = ContextSpec.vector(context_features)
+        if spec is not None:
+            self.context_spec = spec
         self.volume_preserving = map.volume_preserving
 
     @property
     def context_kind(self) -> str | None:
         """``"labels"``, ``"vector"`` or ``None`` (unconditional)."""
-        return "labels" if self.num_classes else "vector" if self.context_features else None
+        return None if self.context_spec is None else self.context_spec.kind
 
     def _params(self, x: Tensor, context: Tensor | None, out_features: int) -> Tensor:
-        params = self.conditioner(x, context)
-        expected = (*x.shape[:-1], out_features, self.map.num_params)
-        if not isinstance(params, Tensor) or tuple(params.shape) != expected:
-            got = tuple(params.shape) if isinstance(params, Tensor) else type(params).__name__
-            raise ValueError(f"{type(self).__name__}: the conditioner {type(self.conditioner).__name__} must return "
-                             f"parameters of shape {expected} (inputs' leading axes, {out_features} features, "
-                             f"{type(self.map).__name__}.num_params={self.map.num_params}), got {got}")
-        return params
+        return check_conditioner_output(
+            self.conditioner(x, context), (*x.shape[:-1], out_features, self.map.num_params), type(self).__name__,
+            self.conditioner, lambda: f"inputs' leading axes, {out_features} features, "
+                                      f"{type(self.map).__name__}.num_params={self.map.num_params}")

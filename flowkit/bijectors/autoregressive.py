@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from .._validation import check_permutation, int_at_least
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
 from ._conditioned import ConditionedBijector, require_map
@@ -64,8 +65,7 @@ class MaskedAutoregressive(ConditionedBijector):
     def __init__(self, features: int, map: ElementwiseMap, conditioner: nn.Module | None = None, *,
                  hidden: Sequence[int] = (64, 64), num_classes: int = 0, context_features: int = 0,
                  order: Sequence[int] | Tensor | None = None, residual: bool = False) -> None:
-        if not isinstance(features, int) or features < 1:
-            raise ValueError(f"MaskedAutoregressive: features must be an int >= 1, got {features!r}")
+        int_at_least(features, "features", "MaskedAutoregressive", low=1)
         if conditioner is None:
             num_params = require_map(map, "MaskedAutoregressive").num_params
             conditioner = MADE(features, num_params, hidden, num_classes=num_classes,
@@ -76,9 +76,7 @@ class MaskedAutoregressive(ConditionedBijector):
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         given = getattr(conditioner, "order", None)
         order_t = torch.arange(features) if given is None else torch.as_tensor(given, dtype=torch.long).flatten().cpu()
-        if not torch.equal(order_t.sort().values, torch.arange(features)):
-            raise ValueError(f"MaskedAutoregressive: conditioner.order must be a permutation of range({features}), "
-                             f"got {order_t.tolist()}")
+        check_permutation(order_t, features, "conditioner.order", "MaskedAutoregressive")
         self.features = features
         self.event_shape = (features,)
         self.register_buffer("order", order_t, persistent=False)

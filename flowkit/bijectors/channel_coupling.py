@@ -6,13 +6,13 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import ContextSpec, boolean, choice, nonnegative_int, positive_int
+from .._validation import boolean, choice, context_spec_for, positive_int
 from ..maps.affine import AffineMap, ShiftMap
 from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS
-from ._affine import guided_inputs, logdet_of
+from ._affine import compute_dtype, logdet_of
 from ._conditioned import require_map
 from .base import Bijector
 from .token_autoregressive import token_params
@@ -76,11 +76,7 @@ class ChannelCoupling(Bijector):
         if dim < 2:
             raise ValueError(f"ChannelCoupling: dim must be an int >= 2 to split in halves, got {dim!r}")
         choice(parity, "parity", (0, 1), "ChannelCoupling")
-        nonnegative_int(num_classes, "num_classes", "ChannelCoupling")
-        nonnegative_int(context_features, "context_features", "ChannelCoupling")
-        if num_classes and context_features:
-            raise ValueError("ChannelCoupling: pass num_classes (labels) or context_features (vectors), not both; "
-                             f"got num_classes={num_classes}, context_features={context_features}")
+        spec = context_spec_for(num_classes, context_features, "ChannelCoupling")
         boolean(affine, "affine", "ChannelCoupling")
         map = require_map((AffineMap() if affine else ShiftMap()) if map is None else map, "ChannelCoupling")
         if channels % head_dim:
@@ -95,10 +91,8 @@ class ChannelCoupling(Bijector):
         self.dim, self.seq_len, self.parity, self.affine, self.num_classes = dim, seq_len, parity, affine, num_classes
         self.context_features = context_features
         self.event_shape = (seq_len, dim)
-        if num_classes:
-            self.context_spec = ContextSpec.labels(num_classes)
-        elif context_features:
-            self.context_spec = ContextSpec.vector(context_features)
+        if spec is not None:
+            self.context_spec = spec
         self.volume_preserving = map.volume_preserving
 
     @override
@@ -130,9 +124,11 @@ class ChannelCoupling(Bijector):
         batch = z.shape[0]
         cond = self.net.embed_context(context, batch)
         kept, changed = z[..., self.cond_slice], z[..., self.trans_slice]
-        cond, q_scale = guided_inputs(self.net, cond, batch, g, z)
-        inp = torch.cat([kept, kept]) if g.active else kept
-        p = token_params(self.net(inp, cond, causal=False, q_scale=q_scale), self.d_trans, self.map.num_params)
+        # The guided branches share `kept`: the net broadcasts it over them (no doubled batch).
+        branches = self.net.branch_embeddings(cond, guided=True) if g.active else None
+        q_scale = g.q_scale(batch, compute_dtype(z), z.device) if g.active else None
+        p = token_params(self.net(kept, cond, causal=False, q_scale=q_scale, branches=branches), self.d_trans,
+                         self.map.num_params)
         if g.active:
             weights = g.weights(self.seq_len, z.device).to(z.dtype).view(-1, 1, 1)
             p = g.combine_params(p, weights, self.map.guided_params(g.guide_what))

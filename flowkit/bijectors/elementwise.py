@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
+from .._validation import int_at_least
 from ..maps.base import ElementwiseMap
 from .base import Bijector, Shape
 
@@ -40,8 +41,7 @@ class Elementwise(Bijector):
 
     def __init__(self, features: int, map: ElementwiseMap) -> None:
         super().__init__()
-        if not isinstance(features, int) or features < 1:
-            raise ValueError(f"Elementwise: features must be an int >= 1, got {features!r}")
+        int_at_least(features, "features", "Elementwise", low=1)
         if not isinstance(map, ElementwiseMap):
             raise TypeError(f"Elementwise: map must be a flowkit.maps.ElementwiseMap, got {type(map).__name__}")
         self.features, self.map = features, map

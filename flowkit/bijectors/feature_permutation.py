@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
+from .._validation import check_permutation
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["FeaturePermutation"]
@@ -46,8 +47,9 @@ class FeaturePermutation(Bijector):
             raise TypeError(f"FeaturePermutation: perm must be a sequence of ints, got {perm!r}")
         index = torch.as_tensor(perm, dtype=torch.long).flatten()
         n = index.numel()
-        if n < 1 or not torch.equal(index.sort().values, torch.arange(n)):
+        if n < 1:
             raise ValueError(f"FeaturePermutation: perm must be a permutation of range({n}), got {index.tolist()}")
+        check_permutation(index, n, "perm", "FeaturePermutation")
         self.features = n
         self.register_buffer("perm", index, persistent=False)
         self.register_buffer("inverse_perm", torch.argsort(index), persistent=False)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import choice, nonnegative_int
+from .._validation import check_permutation, choice, nonnegative_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Permutation"]
@@ -83,8 +83,7 @@ class Permutation(Bijector):
             n = index.numel()
             if seq_len is not None and seq_len != n:
                 raise ValueError(f"Permutation: perm has {n} entries but seq_len={seq_len}")
-            if not torch.equal(index.sort().values, torch.arange(n)):
-                raise ValueError(f"Permutation: perm must be a permutation of range({n}), got {index.tolist()}")
+            check_permutation(index, n, "perm", "Permutation")
             seq_len = n
         self.seq_len = seq_len
         self.register_buffer("perm", index, persistent=False)

@@ -7,14 +7,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import ContextSpec, nonnegative_int, positive_int
+from .._validation import context_spec_for, positive_int
 from ..maps.affine import AffineMap
 from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner
 from ..sampling.guidance import Guidance
 from ..sampling.jacobi import METHODS, Update, resolve_method, solve_autoregressive
 from ._affine import compute_dtype, logdet_of
-from ._conditioned import require_map
+from ._conditioned import check_conditioner_output, require_map
 from .base import Bijector
 
 __all__ = ["TokenAutoregressive", "CausalTransformerFlow", "TokenConditioner"]
@@ -70,13 +70,9 @@ class TokenConditioner(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None, *, causal: bool = True, q_scale: Tensor | None = None,
                 branches: Tensor | None = None) -> Tensor:
         """The module's parameters for every token, flattened parameter-major to ``(B, T, P * D)``."""
-        params = self.module(x, cond)
-        expected = (*x.shape[:-1], self.dim, self.num_params)
-        if not isinstance(params, Tensor) or tuple(params.shape) != expected:
-            got = tuple(params.shape) if isinstance(params, Tensor) else type(params).__name__
-            raise ValueError(f"TokenConditioner: the conditioner {type(self.module).__name__} must return parameters "
-                             f"of shape {expected} (tokens' leading axes, D={self.dim} features, "
-                             f"P={self.num_params} parameters), got {got}")
+        params = check_conditioner_output(
+            self.module(x, cond), (*x.shape[:-1], self.dim, self.num_params), "TokenConditioner", self.module,
+            lambda: f"tokens' leading axes, D={self.dim} features, P={self.num_params} parameters")
         return params.transpose(-1, -2).flatten(-2)
 
     def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor | None:
@@ -176,8 +172,7 @@ class TokenAutoregressive(Bijector):
         owner = type(self).__name__
         positive_int(dim, "dim", owner)
         positive_int(seq_len, "seq_len", owner)
-        nonnegative_int(num_classes, "num_classes", owner)
-        nonnegative_int(context_features, "context_features", owner)
+        spec = context_spec_for(num_classes, context_features, owner)
         require_map(map, owner)
         if isinstance(conditioner, TransformerConditioner):
             if num_classes or context_features:
@@ -188,10 +183,9 @@ class TokenAutoregressive(Bijector):
                                  f"{map.num_params} * {dim} = {map.num_params * dim} values per token, "
                                  f"got out_dim={conditioner.out_dim}")
             num_classes, context_features = conditioner.num_classes, conditioner.context_features
+            spec = context_spec_for(num_classes, context_features, owner)
             net: TransformerConditioner | TokenConditioner = conditioner
         elif isinstance(conditioner, nn.Module):
-            if num_classes and context_features:
-                raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both")
             net = TokenConditioner(conditioner, dim, map.num_params)
         else:
             raise TypeError(f"{owner}: conditioner must be an nn.Module following the token protocol, "
@@ -200,10 +194,8 @@ class TokenAutoregressive(Bijector):
         self.dim, self.seq_len = dim, seq_len
         self.num_classes, self.context_features = num_classes, context_features
         self.event_shape = (seq_len, dim)
-        if num_classes:
-            self.context_spec = ContextSpec.labels(num_classes)
-        elif context_features:
-            self.context_spec = ContextSpec.vector(context_features)
+        if spec is not None:
+            self.context_spec = spec
         self.volume_preserving = map.volume_preserving
 
     def extra_repr(self) -> str:
@@ -325,11 +317,7 @@ class CausalTransformerFlow(TokenAutoregressive):
         for name, v in (("dim", dim), ("seq_len", seq_len), ("channels", channels), ("num_layers", num_layers),
                         ("head_dim", head_dim), ("expansion", expansion)):
             positive_int(v, name, owner)
-        nonnegative_int(num_classes, "num_classes", owner)
-        nonnegative_int(context_features, "context_features", owner)
-        if num_classes and context_features:
-            raise ValueError(f"{owner}: pass num_classes (labels) or context_features (vectors), not both; "
-                             f"got num_classes={num_classes}, context_features={context_features}")
+        context_spec_for(num_classes, context_features, owner)
         if channels % head_dim:
             raise ValueError(f"{owner}: channels ({channels}) must be a multiple of head_dim ({head_dim})")
         map = require_map(AffineMap() if map is None else map, owner)

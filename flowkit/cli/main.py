@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from .._validation import first_line
+
 __all__ = ["main", "build_parser"]
 
 _DESCRIPTION = """\
@@ -24,10 +26,8 @@ runs/digits/checkpoint.pt` reports held-out bits/dim and Bayes accuracy. `flowki
 lists each command's options."""
 
 # Which help group each TrainConfig field is listed in; a field not named here goes to "model" when a
-# base class of TrainConfig (the model's own config) declares it, else to "run".
+# base class of TrainConfig (the model's own config, TarFlowConfig) declares it, else to "run".
 _GROUPS: dict[str, tuple[str, ...]] = {
-    "model": ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block", "head_dim",
-              "expansion", "nvp", "num_classes", "coupling"),
     "data": ("data", "data_root", "val_fraction", "noise", "sigma", "label_drop"),
     "optimisation": ("batch_size", "lr", "min_lr", "warmup_steps", "weight_decay", "betas", "max_steps", "epochs",
                      "ema_decay", "grad_clip", "precision", "compile"),
@@ -39,11 +39,6 @@ _GROUP_TITLES = {
     "optimisation": "optimisation",
     "run": "run",
     "sampling": "sampling",
-}
-# Constructor arguments of a reference ml-tarflow checkpoint (--ml-tarflow K=V,...) and their types.
-_ML_TARFLOW_KEYS: dict[str, type] = {
-    "in_channels": int, "img_size": int, "patch_size": int, "channels": int, "num_blocks": int,
-    "layers_per_block": int, "nvp": bool, "num_classes": int, "head_dim": int, "expansion": int,
 }
 
 
@@ -98,12 +93,6 @@ def _config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
         else:
             metavar = "{auto,cpu,cuda,cuda:N,mps}" if f.name == "device" else _metavar(tp)
             group.add_argument(flag, dest=f"cfg_{f.name}", metavar=metavar, help=text)
-
-
-def add_threads_argument(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="CPU threads for PyTorch [default: OMP_NUM_THREADS if set, else 1 for small models "
-                            "and the free cores for large ones; see docs/performance.md]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,11 +188,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
-
-
 def _note(command: str, text: str) -> None:
     print(f"flowkit {command}: {text}", file=sys.stderr, flush=True)
 
@@ -253,7 +237,7 @@ def _duration(seconds: float) -> str:
 def _os_error(e: OSError, command: str) -> str:
     """One line naming the file and the cause (``[Errno 28] No space left on device: 'run/ckpt.pt'``)."""
     if e.filename is None or e.strerror is None:  # e.g. FileNotFoundError("checkpoint not found: ...")
-        return _first_line(e)
+        return first_line(e)
     where = repr(str(e.filename)) + (f" -> {str(e.filename2)!r}" if e.filename2 is not None else "")
     hint = ""
     if command == "train" and e.errno in _WRITE_ERRORS - {errno.EROFS}:
@@ -297,13 +281,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _ml_tarflow_args(text: str) -> dict[str, Any]:
     """Parse and check ``--ml-tarflow K=V,...``: known keys, integer sizes, a boolean ``nvp``."""
+    from ..presets.ml_tarflow import REFERENCE_ARGS
+    from ..presets.tarflow import TarFlowConfig
     from ..training.loading import parse_key_values
 
+    hints = typing.get_type_hints(TarFlowConfig)  # the reference's arguments are TarFlowConfig fields (int, bool)
     values = parse_key_values(text)
     for key, value in values.items():
-        if key not in _ML_TARFLOW_KEYS:
-            raise ValueError(f"--ml-tarflow: unknown key {key!r}; expected some of {', '.join(_ML_TARFLOW_KEYS)}")
-        tp = _ML_TARFLOW_KEYS[key]
+        if key not in REFERENCE_ARGS:
+            raise ValueError(f"--ml-tarflow: unknown key {key!r}; expected some of {', '.join(REFERENCE_ARGS)}")
+        tp = hints[key]
         if type(value) is not tp:
             raise ValueError(f"--ml-tarflow: {key} expects {'true or false' if tp is bool else 'an integer'}, "
                              f"got {value!r}")
@@ -334,7 +321,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     except TypeError as e:  # the reference constructor's arguments came from --ml-tarflow: the user's words
         if ml is None:
             raise
-        raise ValueError(f"--ml-tarflow: {_first_line(e)}") from e
+        raise ValueError(f"--ml-tarflow: {first_line(e)}") from e
     return model.to(device), cfg, device
 
 
@@ -486,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval}[args.command](args)
     except (ValueError, TrainingDiverged, RunFolderError) as e:
-        print(f"flowkit {args.command}: error: {_first_line(e)}", file=sys.stderr)
+        print(f"flowkit {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 1
     except OSError as e:  # disk full, file too large, read-only, permissions, a file where a folder goes...
         print(f"flowkit {args.command}: error: {_os_error(e, args.command)}", file=sys.stderr)

@@ -32,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from flowkit._validation import first_line
 from flowkit.data.transforms import to_float
 
 __all__ = ["ImageDataset", "load_dataset", "peek_image_shape", "read_idx", "DATA_SPECS"]
@@ -305,7 +306,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             dtype, dims = _idx_header(f, path)
             data = f.read()
     except (OSError, EOFError) as e:  # a bad gzip stream
-        raise ValueError(f"cannot read {str(path)!r} as an IDX file: {_first_line(e)}") from None
+        raise ValueError(f"cannot read {str(path)!r} as an IDX file: {first_line(e)}") from None
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(data) < expected:
         raise ValueError(f"{path.name}: IDX header promises {dims} values ({expected} bytes), file holds {len(data)}")
@@ -374,7 +375,7 @@ def _np_load(path: Path) -> Any:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"cannot read {str(path)!r} as a numpy file: {_first_line(e)}") from None
+        raise ValueError(f"cannot read {str(path)!r} as a numpy file: {first_line(e)}") from None
 
 
 def _load_torchvision(name: str, root: str | os.PathLike[str] | None) -> _Arrays:
@@ -387,7 +388,7 @@ def _load_torchvision(name: str, root: str | os.PathLike[str] | None) -> _Arrays
         ) from None
     except Exception as e:  # noqa: BLE001 - e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
         raise ValueError(
-            f"torchvision is installed but fails to import ({type(e).__name__}: {_first_line(e)}); it does not "
+            f"torchvision is installed but fails to import ({type(e).__name__}: {first_line(e)}); it does not "
             "match this torch. For MNIST use its IDX files ('mnist-idx:FOLDER'), or an image folder or .npz file"
         ) from None
     cls = getattr(tvd, name, None)
@@ -407,7 +408,7 @@ def _load_torchvision(name: str, root: str | os.PathLike[str] | None) -> _Arrays
             continue
         except RuntimeError as e:  # torchvision's "Dataset not found or corrupted."
             raise FileNotFoundError(
-                f"torchvision {name} data not found under {str(root)!r} ({_first_line(e)}); download it once "
+                f"torchvision {name} data not found under {str(root)!r} ({first_line(e)}); download it once "
                 f"with torchvision.datasets.{name}({str(root)!r}, download=True)"
             ) from None
     if ds is None:
@@ -520,7 +521,7 @@ def _read_image(path: Path, lazy: bool = False) -> Image.Image:
                 img.load()
             return img
     except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {str(path)!r}: {_first_line(e)}") from None
+        raise ValueError(f"cannot read image {str(path)!r}: {first_line(e)}") from None
 
 
 def _conform_image(img: Image.Image, mode: str, size: int | None) -> Image.Image:
@@ -547,8 +548,3 @@ def _pil_to_chw(img: Image.Image) -> np.ndarray:
 
 def _common(extensions: set[str]) -> list[str]:
     return [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".webp") if e in extensions] + ["..."]
-
-
-def _first_line(e: BaseException) -> str:
-    """The first line of an exception's message, to keep our errors to one line."""
-    return str(e).strip().partition("\n")[0] or type(e).__name__

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._validation import boolean, finite_float, positive_int
+from .._validation import boolean, finite_float, positive_int, positive_ints
 from ..bijectors.autoregressive import MaskedAutoregressive
 from ..bijectors.base import Bijector
 from ..bijectors.coupling import Coupling
@@ -22,10 +22,7 @@ def _check_sizes(owner: str, features: int, transforms: int, hidden: Sequence[in
     """The arguments every vector flow takes, checked once here (the layers check the rest)."""
     positive_int(features, "features", owner)
     positive_int(transforms, "transforms", owner)
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
-        raise TypeError(f"{owner}: hidden must be a non-empty sequence of positive ints, got {hidden!r}")
-    for i, h in enumerate(hidden):
-        positive_int(h, f"hidden[{i}]", owner)
+    positive_ints(hidden, "hidden", owner)
 
 
 def autoregressive_layers(features: int, map: ElementwiseMap, transforms: int, hidden: Sequence[int],

@@ -51,8 +51,3 @@ class ElementwiseMap(nn.Module):
         """``(x, log|dx/dz|)``: the inverse of :meth:`forward` at the same ``params``."""
         raise NotImplementedError
 
-    def check_params(self, x: Tensor, params: Tensor) -> None:
-        """Raise ``ValueError`` unless ``params`` is ``(*x.shape, num_params)``."""
-        if tuple(params.shape) != (*x.shape, self.num_params):
-            raise ValueError(f"{type(self).__name__}: params must have shape (*input.shape, {self.num_params}) = "
-                             f"{(*x.shape, self.num_params)}, got {tuple(params.shape)}")

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from typing_extensions import override
 
+from .._validation import int_at_least
 from ..bijectors._affine import at_least_fp32
 from .base import ElementwiseMap
 
@@ -76,8 +77,7 @@ class RQSplineMap(ElementwiseMap):
     def __init__(self, bins: int = 8, bound: float = 3.0, *, min_width: float = 1e-3, min_height: float = 1e-3,
                  min_derivative: float = 1e-3) -> None:
         super().__init__()
-        if not isinstance(bins, int) or bins < 1:
-            raise ValueError(f"RQSplineMap: bins must be an int >= 1, got {bins!r}")
+        int_at_least(bins, "bins", "RQSplineMap", low=1)
         if not bound > 0:
             raise ValueError(f"RQSplineMap: bound must be > 0, got {bound!r}")
         for name, m in (("min_width", min_width), ("min_height", min_height)):

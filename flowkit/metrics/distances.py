@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._validation import int_at_least, positive_int
+
 __all__ = ["frechet_distance", "kid"]
 
 
@@ -135,10 +137,8 @@ def kid(feats_a: Tensor, feats_b: Tensor, subsets: int = 100, subset_size: int =
         (True, True)
     """
     a, b = _check_pair(feats_a, feats_b, "kid")
-    if isinstance(subsets, bool) or not isinstance(subsets, int) or subsets < 1:
-        raise ValueError(f"kid: subsets must be a positive int, got {subsets!r}")
-    if isinstance(subset_size, bool) or not isinstance(subset_size, int) or subset_size < 2:
-        raise ValueError(f"kid: subset_size must be an int >= 2, got {subset_size!r}")
+    positive_int(subsets, "subsets", "kid")
+    int_at_least(subset_size, "subset_size", "kid", low=2)
     m = min(subset_size, a.shape[0], b.shape[0])
     values = torch.stack([
         _mmd2_unbiased(a[torch.randperm(a.shape[0], generator=generator)[:m]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import nonnegative_int, positive_int
+from .._validation import context_spec_for, positive_int
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]
@@ -51,11 +51,7 @@ class TransformerConditioner(nn.Module):
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("seq_len", seq_len), ("channels", channels),
                             ("num_layers", num_layers)):
             positive_int(value, name, "TransformerConditioner")
-        nonnegative_int(num_classes, "num_classes", "TransformerConditioner")
-        nonnegative_int(context_features, "context_features", "TransformerConditioner")
-        if num_classes and context_features:
-            raise ValueError("TransformerConditioner: pass num_classes (labels) or context_features (vectors), not "
-                             f"both; got num_classes={num_classes}, context_features={context_features}")
+        context_spec_for(num_classes, context_features, "TransformerConditioner")
         self.proj_in = nn.Linear(in_dim, channels)
         self.pos_embed = nn.Parameter(torch.randn(seq_len, channels) * 1e-2)
         self.class_embed = nn.Parameter(torch.randn(num_classes, channels) * 1e-2) if num_classes else None
@@ -87,15 +83,6 @@ class TransformerConditioner(nn.Module):
         y = context
         emb = torch.where((y < 0).unsqueeze(1), mean, self.class_embed[y.clamp(min=0)])
         return emb.unsqueeze(1)
-
-    def guided_embedding(self, cond: Tensor | None, batch: int) -> Tensor | None:
-        """Embeddings of the doubled guidance batch: the conditional ones, then the mean."""
-        if cond is None:
-            return None
-        if self.class_embed is None:  # a context vector: the unconditional branch has no context term
-            return torch.cat([cond.expand(batch, 1, -1), torch.zeros_like(cond).expand(batch, 1, -1)])
-        mean = self.class_embed.mean(dim=0).view(1, 1, -1)
-        return torch.cat([cond.expand(batch, 1, -1), mean.expand(batch, 1, -1)])
 
     def branch_embeddings(self, cond: Tensor | None, guided: bool = False) -> Tensor:
         r"""The class embedding of each branch of a sampling call, ``(G, B or 1, 1, C)``.

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import nonnegative_int, positive_int
+from .._validation import context_spec_for, positive_int
 
 __all__ = ["ContextEncoder"]
 
@@ -43,11 +43,7 @@ class ContextEncoder(nn.Module):
     def __init__(self, out_features: int, *, num_classes: int = 0, context_features: int = 0) -> None:
         super().__init__()
         positive_int(out_features, "out_features", "ContextEncoder")
-        nonnegative_int(num_classes, "num_classes", "ContextEncoder")
-        nonnegative_int(context_features, "context_features", "ContextEncoder")
-        if num_classes and context_features:
-            raise ValueError("ContextEncoder: pass num_classes (labels) or context_features (vectors), not both; "
-                             f"got num_classes={num_classes}, context_features={context_features}")
+        context_spec_for(num_classes, context_features, "ContextEncoder")
         self.num_classes, self.context_features = num_classes, context_features
         self.embedding = nn.Embedding(num_classes, out_features) if num_classes else None
         self.projection = nn.Linear(context_features, out_features, bias=False) if context_features else None

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._validation import check_permutation, int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MADE", "MaskedLinear"]
@@ -76,18 +77,13 @@ class MADE(nn.Module):
                  num_classes: int = 0, context_features: int = 0, order: Sequence[int] | Tensor | None = None,
                  residual: bool = False, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
-        if not isinstance(features, int) or features < 1:
-            raise ValueError(f"MADE: features must be an int >= 1, got {features!r}")
-        if not isinstance(params_per_feature, int) or params_per_feature < 1:
-            raise ValueError(f"MADE: params_per_feature must be an int >= 1, got {params_per_feature!r}")
-        hidden = list(hidden)
-        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"MADE: hidden must be a non-empty sequence of positive ints, got {hidden!r}")
+        int_at_least(features, "features", "MADE", low=1)
+        int_at_least(params_per_feature, "params_per_feature", "MADE", low=1)
+        hidden = positive_ints(hidden, "hidden", "MADE")
         if residual and len(set(hidden)) != 1:
             raise ValueError(f"MADE: residual connections need equal hidden widths, got {hidden}")
         order_t = torch.arange(features) if order is None else torch.as_tensor(order, dtype=torch.long).flatten()
-        if not torch.equal(order_t.sort().values, torch.arange(features)):
-            raise ValueError(f"MADE: order must be a permutation of range({features}), got {order_t.tolist()}")
+        check_permutation(order_t, features, "order", "MADE")
         self.features, self.params_per_feature, self.residual = features, params_per_feature, residual
         self.register_buffer("order", order_t, persistent=False)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from .._validation import int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MLPConditioner"]
@@ -44,13 +45,10 @@ class MLPConditioner(nn.Module):
                  hidden: Sequence[int] = (64, 64), *, num_classes: int = 0, context_features: int = 0,
                  activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
-        hidden = list(hidden)
-        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"MLPConditioner: hidden must be a non-empty sequence of positive ints, got {hidden!r}")
+        hidden = positive_ints(hidden, "hidden", "MLPConditioner")
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("params_per_feature", params_per_feature)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"MLPConditioner: {name} must be an int >= 1, got {v!r}")
+            int_at_least(v, name, "MLPConditioner", low=1)
         widths = [in_features, *hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
         self.output = nn.Linear(hidden[-1], out_features * params_per_feature)

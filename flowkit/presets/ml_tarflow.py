@@ -33,7 +33,8 @@ from .tarflow import TarFlowConfig
 if TYPE_CHECKING:
     from .tarflow import TarFlow
 
-__all__ = ["Checkpoint", "check_reference_state_dict", "convert_state_dict", "load_ml_tarflow", "reference_shapes"]
+__all__ = ["REFERENCE_ARGS", "Checkpoint", "check_reference_state_dict", "convert_state_dict", "load_ml_tarflow",
+           "reference_shapes"]
 
 Shape = tuple[int, ...]
 #: What :func:`load_ml_tarflow` reads: a file path, a state dict, or a ``{"state_dict", "config"}`` dict.
@@ -45,6 +46,8 @@ Checkpoint: TypeAlias = str | os.PathLike[str] | Mapping[str, Any]
 _FLOWKIT_ONLY = ("coupling", "context_features", "map", "spline_bins")
 _DEFAULTS: dict[str, Any] = {"head_dim": TarFlowConfig.head_dim, "expansion": TarFlowConfig.expansion}
 _REQUIRED = tuple(f for f in TarFlowConfig.model_fields() if f not in _DEFAULTS and f not in _FLOWKIT_ONLY)
+#: The reference constructor's arguments: the required ones, then those with defaults (``head_dim``, ``expansion``).
+REFERENCE_ARGS: tuple[str, ...] = (*_REQUIRED, *_DEFAULTS)
 # Prefixes that training wrappers put in front of every key (DDP, torch.compile); stripped when
 # *every* key has one, since then they are wrapping and not naming.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")

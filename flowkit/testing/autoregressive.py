@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_tensor, positive_int
+from .._validation import check_permutation, check_tensor, positive_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_autoregressive"]
@@ -57,9 +57,7 @@ def check_autoregressive(module: nn.Module, x: Tensor, context: Tensor | None = 
     if order is None:
         order = getattr(module, "order", None)
     order_t = torch.arange(features) if order is None else torch.as_tensor(order, dtype=torch.long).flatten().cpu()
-    if not torch.equal(order_t.sort().values, torch.arange(features)):
-        raise ValueError(f"check_autoregressive: order must be a permutation of range({features}), "
-                         f"got {order_t.tolist()}")
+    check_permutation(order_t, features, "order", "check_autoregressive")
     is_bijector = isinstance(module, Bijector)
     rank = torch.argsort(order_t)
     # allowed[d, j]: output feature d may depend on input feature j.
