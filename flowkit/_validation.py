@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Literal, TypeVar
 
 import torch
@@ -523,6 +524,37 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
     if checks is None:
         own.settle()
     return context
+
+
+def index_tensor(value: object, name: str, owner: str = "") -> Tensor:
+    """``value`` (a sequence of ints or an integer tensor) as a 1-d long tensor on the CPU.
+
+    Floats, booleans and strings are refused rather than truncated: an order ``[0.5, 1.5]`` is a
+    mistake, not ``[0, 1]``.
+
+    Examples:
+        >>> index_tensor([2, 0, 1], "perm", "Demo").tolist()
+        [2, 0, 1]
+        >>> index_tensor([0.5, 1.5], "order", "MADE")
+        Traceback (most recent call last):
+        ...
+        TypeError: MADE: order must hold ints, got 0.5 (float)
+    """
+    where = _where(owner)
+    if isinstance(value, Tensor):
+        if value.dtype.is_floating_point or value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{where}{name} must hold integers, got a tensor of dtype {value.dtype}")
+        index = value.detach().to("cpu", torch.long)
+    else:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise TypeError(f"{where}{name} must be a sequence of ints, got {type(value).__name__}")
+        bad = [v for v in value if not isinstance(v, Integral) or isinstance(v, bool)]
+        if bad:
+            raise TypeError(f"{where}{name} must hold ints, got {bad[0]!r} ({type(bad[0]).__name__})")
+        index = torch.tensor([int(v) for v in value], dtype=torch.long)
+    if index.dim() != 1:
+        raise ValueError(f"{where}{name} must be one-dimensional, got shape {tuple(index.shape)}")
+    return index
 
 
 def check_permutation(index: Tensor, n: int, name: str, owner: str = "") -> Tensor:

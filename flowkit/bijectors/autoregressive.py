@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import check_permutation, int_at_least
+from .._validation import check_permutation, index_tensor, int_at_least
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
 from ._conditioned import ConditionedBijector, require_map
@@ -75,7 +75,8 @@ class MaskedAutoregressive(ConditionedBijector):
                              "declares its order as its own `order` attribute")
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         given = getattr(conditioner, "order", None)
-        order_t = torch.arange(features) if given is None else torch.as_tensor(given, dtype=torch.long).flatten().cpu()
+        order_t = (torch.arange(features) if given is None
+                   else index_tensor(given, "conditioner.order", "MaskedAutoregressive"))
         check_permutation(order_t, features, "conditioner.order", "MaskedAutoregressive")
         self.features = features
         self.event_shape = (features,)

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 
 import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import check_permutation, choice, nonnegative_int
+from .._validation import check_permutation, choice, index_tensor, nonnegative_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Permutation"]
 
 _KINDS = ("explicit", "identity", "reverse", "random")
-
-
-def _as_index(perm: Sequence[int] | Tensor) -> Tensor:
-    """``perm`` as a 1-d long tensor, refusing anything that is not a sequence of integers."""
-    if isinstance(perm, Tensor):
-        if perm.dtype.is_floating_point or perm.dtype == torch.bool or perm.is_complex():
-            raise TypeError(f"Permutation: perm must hold integers, got a tensor of dtype {perm.dtype}")
-        index = perm.detach().to("cpu", torch.long)
-    else:
-        if isinstance(perm, (str, bytes)) or not isinstance(perm, Sequence):
-            raise TypeError(f"Permutation: perm must be a sequence of ints, got {type(perm).__name__}")
-        bad = [v for v in perm if not isinstance(v, Integral) or isinstance(v, bool)]
-        if bad:
-            raise TypeError(f"Permutation: perm must hold ints, got {bad[0]!r} ({type(bad[0]).__name__})")
-        index = torch.tensor([int(v) for v in perm], dtype=torch.long)
-    if index.dim() != 1:
-        raise ValueError(f"Permutation: perm must be one-dimensional, got shape {tuple(index.shape)}")
-    return index
 
 
 class Permutation(Bijector):
@@ -79,7 +60,7 @@ class Permutation(Bijector):
         else:
             if kind in ("identity", "reverse"):
                 raise ValueError(f"Permutation: kind={kind!r} takes no perm (use Permutation.{kind}(seq_len))")
-            index = _as_index(perm)
+            index = index_tensor(perm, "perm", "Permutation")
             n = index.numel()
             if seq_len is not None and seq_len != n:
                 raise ValueError(f"Permutation: perm has {n} entries but seq_len={seq_len}")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_permutation, int_at_least, positive_ints
+from .._validation import check_permutation, index_tensor, int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MADE", "MaskedLinear"]
@@ -82,7 +82,7 @@ class MADE(nn.Module):
         hidden = positive_ints(hidden, "hidden", "MADE")
         if residual and len(set(hidden)) != 1:
             raise ValueError(f"MADE: residual connections need equal hidden widths, got {hidden}")
-        order_t = torch.arange(features) if order is None else torch.as_tensor(order, dtype=torch.long).flatten()
+        order_t = torch.arange(features) if order is None else index_tensor(order, "order", "MADE")
         check_permutation(order_t, features, "order", "MADE")
         self.features, self.params_per_feature, self.residual = features, params_per_feature, residual
         self.register_buffer("order", order_t, persistent=False)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_permutation, check_tensor, positive_int
+from .._validation import check_permutation, check_tensor, index_tensor, positive_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_autoregressive"]
@@ -56,7 +56,7 @@ def check_autoregressive(module: nn.Module, x: Tensor, context: Tensor | None = 
     features = x.shape[1]
     if order is None:
         order = getattr(module, "order", None)
-    order_t = torch.arange(features) if order is None else torch.as_tensor(order, dtype=torch.long).flatten().cpu()
+    order_t = torch.arange(features) if order is None else index_tensor(order, "order", "check_autoregressive")
     check_permutation(order_t, features, "order", "check_autoregressive")
     is_bijector = isinstance(module, Bijector)
     rank = torch.argsort(order_t)
