@@ -961,7 +961,8 @@ CONSTRUCTORS = [
     ("MADE float tensor order", lambda m: MADE(3, 2, order=torch.tensor([0.0, 1.0, 2.0])), TypeError,
      r"MADE: order must hold integers, got a tensor of dtype torch.float32"),
     ("check_autoregressive float order",
-     lambda m: check_autoregressive(MADE(2, 2), torch.zeros(2, 2), order=[0.0, 1.0]), TypeError, r"check_autoregressive: order must hold ints, got 0.0 \(float\)"),
+     lambda m: check_autoregressive(MADE(2, 2), torch.zeros(2, 2), order=[0.0, 1.0]), TypeError,
+     r"check_autoregressive: order must hold ints, got 0.0 \(float\)"),
     (
         "MLPConditioner in_features 0",
         lambda m: MLPConditioner(0, 2, 2),
