@@ -14,36 +14,41 @@ A spec names where the images come from:
   already downloaded under ``root``; nothing is downloaded.
 
 Images are kept as uint8 ``(N, C, H, W)`` and converted to float on :math:`[-1, 1]` per item.
+
+This module holds the data set class, the dispatch on the spec and the image-folder reader; the other
+sources are read by :mod:`flowkit.data.readers` (digits, ``.npy``/``.npz``, torchvision) and
+:mod:`flowkit.data.idx` (MNIST IDX), with the Pillow conversions in :mod:`flowkit.data.pixels`.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from flowkit._validation import first_line
+from flowkit.data.idx import _idx_files, _idx_header, _load_idx, _open_idx, read_idx
+from flowkit.data.pixels import (
+    _GRAY_MODES,
+    _MODES,
+    _chw_to_pil,
+    _common,
+    _conform_image,
+    _pil_to_chw,
+    _read_image,
+)
+from flowkit.data.readers import _load_digits, _load_npy, _load_npz, _load_torchvision
 from flowkit.data.transforms import to_float
 
 __all__ = ["ImageDataset", "load_dataset", "peek_image_shape", "read_idx", "DATA_SPECS"]
 
 DATA_SPECS = "'digits', 'torchvision:NAME', 'mnist-idx:FOLDER', a .npy/.npz file or a folder of images"
-
-# Pillow modes for the channel counts flowkit supports; every other count is refused up front.
-_MODES = {1: "L", 3: "RGB"}
-# Pillow modes that hold grayscale images; a folder made only of these loads with 1 channel.
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-_RESAMPLE = Image.Resampling.BICUBIC
 
 
 class ImageDataset(Dataset[tuple[Tensor, Tensor]]):
@@ -234,197 +239,6 @@ def peek_image_shape(spec: str | os.PathLike[str], *, root: str | os.PathLike[st
     return load_dataset(spec).image_shape  # .npy / .npz: the arrays themselves
 
 
-# --- sources ---------------------------------------------------------------------------------------
-
-_IDX_IMAGES, _IDX_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
-_IDX_HOWTO = (f"put MNIST's {_IDX_IMAGES}.gz and {_IDX_LABELS}.gz there (from any MNIST mirror; "
-              "docs/quickstart.md, 'MNIST')")
-# IDX type codes (third byte of the magic number) and the numpy types they hold, big-endian.
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _idx_files(spec: str) -> tuple[Path, Path | None] | None:
-    """The IDX image and label files a spec points at, or ``None`` when it is not IDX data."""
-    explicit = spec.startswith("mnist-idx:")
-    folder = Path(spec.removeprefix("mnist-idx:")).expanduser()
-    if not folder.is_dir():
-        if explicit:
-            raise FileNotFoundError(f"data {spec!r}: {str(folder)!r} is not a folder; {_IDX_HOWTO}")
-        return None
-    for sub in (folder, folder / "raw", folder / "MNIST" / "raw"):
-        for suffix in ("", ".gz"):
-            images = sub / (_IDX_IMAGES + suffix)
-            if images.is_file():
-                labels = [sub / (_IDX_LABELS + s) for s in ("", ".gz") if (sub / (_IDX_LABELS + s)).is_file()]
-                return images, (labels[0] if labels else None)
-    if explicit:
-        raise FileNotFoundError(f"data {spec!r}: no {_IDX_IMAGES}[.gz] in {str(folder)!r} (nor in raw/ or MNIST/raw/); "
-                                f"{_IDX_HOWTO}")
-    return None
-
-
-def _open_idx(path: Path) -> Any:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-
-
-def _idx_header(f: Any, path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:
-    """Read an IDX header: the element type and the sizes."""
-    magic = f.read(4)
-    if len(magic) != 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES or magic[3] == 0:
-        raise ValueError(f"{path.name} is not an IDX file (magic bytes {magic.hex()})")
-    raw = f.read(4 * magic[3])
-    if len(raw) != 4 * magic[3]:
-        raise ValueError(f"{path.name}: truncated IDX header")
-    return np.dtype(_IDX_DTYPES[magic[2]]), tuple(int(d) for d in np.frombuffer(raw, dtype=">u4"))
-
-
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array.
-
-    The format: two zero bytes, a type code (``0x08`` = uint8, ...), the number of dimensions ``n``,
-    then ``n`` big-endian uint32 sizes and the data in C order.
-
-    Args:
-        path: An IDX file, e.g. ``train-images-idx3-ubyte`` or ``train-labels-idx1-ubyte.gz``.
-
-    Returns:
-        An array of the stored type and shape (uint8 ``(N, 28, 28)`` for MNIST's images).
-
-    Raises:
-        ValueError: Not an IDX file, or fewer bytes than its header promises.
-
-    Examples:
-        >>> import tempfile
-        >>> p = Path(tempfile.mkdtemp()) / "x-idx1-ubyte"
-        >>> _ = p.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
-        >>> read_idx(p).tolist()
-        [7, 8, 9]
-    """
-    path = Path(path)
-    try:
-        with _open_idx(path) as f:
-            dtype, dims = _idx_header(f, path)
-            data = f.read()
-    except (OSError, EOFError) as e:  # a bad gzip stream
-        raise ValueError(f"cannot read {str(path)!r} as an IDX file: {first_line(e)}") from None
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(data) < expected:
-        raise ValueError(f"{path.name}: IDX header promises {dims} values ({expected} bytes), file holds {len(data)}")
-    return np.frombuffer(data[:expected], dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
-
-
-def _load_idx(images_path: Path, labels_path: Path | None) -> _Arrays:
-    images = read_idx(images_path)
-    what = images_path.name
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise ValueError(f"{what}: expected uint8 images shaped (N, H, W), got {images.dtype} {images.shape}")
-    labels = read_idx(labels_path) if labels_path is not None else None
-    if labels is not None and (labels.shape != (len(images),) or labels.dtype.kind not in "iu"):
-        raise ValueError(f"{labels_path.name}: expected {len(images)} integer labels, "  # type: ignore[union-attr]
-                         f"got {labels.dtype} {labels.shape}")
-    return images[:, None], labels, None
-
-
-# What a source yields: uint8 images (N, C, H, W), integer labels (N,) or None, class names or None.
-_Arrays = tuple[np.ndarray, "np.ndarray | None", "list[str] | None"]
-
-
-def _load_digits() -> _Arrays:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    # The digits hold integers 0..16; spread them over 8 bits first so that every source shares the
-    # k / 127.5 - 1 mapping. 255 v / 16 is exact in float64 and only v = 8 hits a tie (127.5 -> 128).
-    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-    return images, bunch.target, [str(t) for t in bunch.target_names]
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    arr = _np_load(path)
-    if not isinstance(arr, np.ndarray):
-        raise ValueError(f"{str(path)!r} is not a .npy array file; expected uint8 images")
-    return _as_nchw(arr, path.name)
-
-
-def _load_npz(path: Path) -> _Arrays:
-    npz = _np_load(path)
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{str(path)!r} is not a .npz archive; expected arrays saved with numpy.savez")
-    with npz:
-        keys = set(npz.files)
-        image_keys = [k for k in ("x", "images") if k in keys]
-        label_keys = [k for k in ("y", "labels") if k in keys]
-        if len(image_keys) != 1 or len(label_keys) > 1:
-            raise ValueError(
-                f"{path.name} must hold images under exactly one of 'x'/'images' and labels under at most "
-                f"one of 'y'/'labels', got keys {sorted(keys)}"
-            )
-        images = _as_nchw(npz[image_keys[0]], f"{path.name}[{image_keys[0]!r}]")
-        labels = npz[label_keys[0]] if label_keys else None
-        names = [str(s) for s in npz["class_names"]] if "class_names" in keys else None
-    if labels is not None and (labels.shape != (len(images),) or labels.dtype.kind not in "iu"):
-        raise ValueError(
-            f"{path.name}[{label_keys[0]!r}] must be integer labels shaped ({len(images)},), "
-            f"got {labels.dtype} {labels.shape}"
-        )
-    return images, labels, names
-
-
-def _np_load(path: Path) -> Any:
-    # allow_pickle=False: a data file must never be able to run code.
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"cannot read {str(path)!r} as a numpy file: {first_line(e)}") from None
-
-
-def _load_torchvision(name: str, root: str | os.PathLike[str] | None) -> _Arrays:
-    try:
-        import torchvision.datasets as tvd
-    except ImportError:
-        raise ValueError(
-            f"data 'torchvision:{name}' needs torchvision, which is not installed; "
-            "install it or use 'digits', an image folder, MNIST's IDX files ('mnist-idx:FOLDER') or a .npz file"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
-        raise ValueError(
-            f"torchvision is installed but fails to import ({type(e).__name__}: {first_line(e)}); it does not "
-            "match this torch. For MNIST use its IDX files ('mnist-idx:FOLDER'), or an image folder or .npz file"
-        ) from None
-    cls = getattr(tvd, name, None)
-    if not isinstance(cls, type):
-        raise ValueError(f"torchvision.datasets has no data set {name!r} (names are case-sensitive, e.g. 'MNIST')")
-    if root is None:
-        raise ValueError(f"data 'torchvision:{name}' needs a data root holding the downloaded files (data_root)")
-    if not Path(root).is_dir():
-        raise FileNotFoundError(f"data root {str(root)!r} for 'torchvision:{name}' is not a folder")
-    ds = None
-    # Torchvision data sets name their training split either train=True or split="train".
-    for split in ({"train": True}, {"split": "train"}):
-        try:
-            ds = cls(str(root), download=False, **split)
-            break
-        except TypeError:
-            continue
-        except RuntimeError as e:  # torchvision's "Dataset not found or corrupted."
-            raise FileNotFoundError(
-                f"torchvision {name} data not found under {str(root)!r} ({first_line(e)}); download it once "
-                f"with torchvision.datasets.{name}({str(root)!r}, download=True)"
-            ) from None
-    if ds is None:
-        raise ValueError(f"torchvision.datasets.{name} takes neither train=True nor split='train'")
-
-    names = [str(c) for c in getattr(ds, "classes", [])] or None
-    data = getattr(ds, "data", None)
-    targets = getattr(ds, "targets", getattr(ds, "labels", None))
-    if data is not None and targets is not None and np.asarray(data).dtype == np.uint8:
-        return _as_nchw(np.asarray(data), f"torchvision {name}"), np.asarray(targets), names
-    # Generic path: items are (PIL image, int label).
-    pairs = [ds[i] for i in range(len(ds))]
-    images = np.stack([_pil_to_chw(_conform_image(img, _native_mode(img), None)) for img, _ in pairs])
-    return images, np.asarray([int(y) for _, y in pairs]), names
-
-
 def _load_folder(path: Path, img_size: int | None, channels: int | None) -> ImageDataset:
     extensions = set(Image.registered_extensions())
     subdirs = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -469,9 +283,6 @@ def _load_folder(path: Path, img_size: int | None, channels: int | None) -> Imag
     return ImageDataset(images)
 
 
-# --- helpers ----------------------------------------------------------------------------------------
-
-
 def _conform_dataset(
     images: np.ndarray,
     labels: np.ndarray | None,
@@ -491,60 +302,3 @@ def _conform_dataset(
         None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64)),
         class_names=names,
     )
-
-
-def _as_nchw(arr: np.ndarray, what: str) -> np.ndarray:
-    """Bring uint8 images shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with C in {1, 3} to (N, C, H, W)."""
-    expected = "uint8 images shaped (N, H, W), (N, H, W, C) or (N, C, H, W) with C = 1 or 3"
-    if arr.dtype != np.uint8:
-        raise ValueError(f"{what}: expected {expected}, got dtype {arr.dtype}")
-    if arr.ndim == 3:
-        return arr[:, None]
-    if arr.ndim != 4:
-        raise ValueError(f"{what}: expected {expected}, got shape {arr.shape}")
-    s = arr.shape
-    # Layouts whose channel axis has a supported size; a tie (e.g. (N, 3, 3, 3)) is broken by which
-    # layout leaves square images, since image flows work on square images.
-    layouts = [lay for lay, c in (("NCHW", s[1]), ("NHWC", s[3])) if c in _MODES]
-    if len(layouts) == 2:
-        layouts = [lay for lay in layouts if (s[2] == s[3] if lay == "NCHW" else s[1] == s[2])]
-    if len(layouts) != 1:
-        raise ValueError(f"{what}: expected {expected}, got shape {s} (channel axis unclear)")
-    return arr if layouts[0] == "NCHW" else arr.transpose(0, 3, 1, 2)
-
-
-def _read_image(path: Path, lazy: bool = False) -> Image.Image:
-    """Open an image file with Pillow; ``lazy`` reads only the header (mode and size)."""
-    try:
-        with Image.open(path) as img:
-            if not lazy:
-                img.load()
-            return img
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {str(path)!r}: {first_line(e)}") from None
-
-
-def _conform_image(img: Image.Image, mode: str, size: int | None) -> Image.Image:
-    """Convert to ``mode``; resize the shorter side to ``size`` and center-crop a square."""
-    if img.mode != mode:
-        img = img.convert(mode)
-    if size is not None and img.size != (size, size):
-        img = ImageOps.fit(img, (size, size), method=_RESAMPLE)
-    return img
-
-
-def _native_mode(img: Image.Image) -> str:
-    return "L" if img.mode in _GRAY_MODES else "RGB"
-
-
-def _chw_to_pil(image: np.ndarray) -> Image.Image:
-    return Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0))
-
-
-def _pil_to_chw(img: Image.Image) -> np.ndarray:
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-
-
-def _common(extensions: set[str]) -> list[str]:
-    return [e for e in (".png", ".jpg", ".jpeg", ".bmp", ".webp") if e in extensions] + ["..."]
