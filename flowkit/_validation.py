@@ -1,39 +1,32 @@
-"""Argument checking shared by every bijector, flow and constructor.
+"""Checks of call inputs: what a caller passes to a bijector or a flow.
 
-Two kinds of checks live here:
-
-- **Constructor arguments**: :func:`positive_int`, :func:`nonnegative_int`, :func:`boolean`,
-  :func:`choice`, :func:`probability` and :func:`finite_float` return the value or raise a
-  ``TypeError`` (wrong type; ``bool`` is never an ``int``) or ``ValueError`` (wrong value) naming
-  the owner, the argument, what was expected and what came.
-- **Call inputs**: what a caller passes to a bijector or a flow (tensor type, dtype, device, event
-  shape, context, finiteness). :class:`~flowkit.Bijector` runs them once per top-level call (see
-  its docstring); :func:`check_input` and :func:`check_context` are the pieces. The checks that read
-  tensor *values* (finiteness, label ranges) are gathered in a :class:`ValueChecks` and settled with
-  one device synchronisation; :func:`set_validation` switches them off.
+Tensor type, dtype, device, event shape, context and finiteness. :class:`~flowkit.Bijector` runs
+them once per top-level call (see its docstring); :func:`check_input` and :func:`check_context` are
+the pieces. The checks that read tensor *values* (finiteness, label ranges) are gathered in a
+:class:`ValueChecks` and settled with one device synchronisation; :func:`set_validation` switches
+them off. The checks of constructor arguments (:func:`~flowkit._args.positive_int`,
+:func:`~flowkit._args.boolean`, ...) are in :mod:`flowkit._args`; the one-line message helpers
+:func:`first_line` and :func:`describe_options` are here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from numbers import Integral
-from typing import Literal, TypeVar
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from flowkit._args import boolean, choice, nonnegative_int, owner_prefix, positive_int
+
 __all__ = [
     "set_validation", "validation_enabled", "validating", "check_tensor", "check_labels", "ContextSpec",
-    "ValueChecks", "check_input", "check_context", "positive_int", "nonnegative_int", "boolean", "choice",
-    "probability", "finite_float", "context_spec_for", "int_at_least", "positive_ints",
-    "check_permutation", "first_line",
+    "ValueChecks", "check_input", "check_context", "context_spec_for", "first_line",
 ]
 
 _ENABLED = True
-T = TypeVar("T")
 
 
 def set_validation(enabled: bool) -> None:
@@ -65,154 +58,6 @@ def validating(enabled: bool) -> Iterator[None]:
         yield
     finally:
         set_validation(previous)
-
-
-# -- constructor arguments ------------------------------------------------------------------------
-
-def _where(owner: str) -> str:
-    return f"{owner}: " if owner else ""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def positive_int(value: object, name: str, owner: str = "") -> int:
-    """``value`` if it is an ``int >= 1`` (``bool`` is not an int).
-
-    Raises:
-        TypeError: not an int. ValueError: ``< 1``.
-
-    Examples:
-        >>> positive_int(3, "dim")
-        3
-        >>> positive_int(True, "dim", "CausalAffine")
-        Traceback (most recent call last):
-        ...
-        TypeError: CausalAffine: dim must be a positive int, got bool True
-    """
-    return _int_at_least(value, name, owner, 1, "a positive int")
-
-
-def nonnegative_int(value: object, name: str, owner: str = "") -> int:
-    """``value`` if it is an ``int >= 0`` (``bool`` is not an int).
-
-    Examples:
-        >>> nonnegative_int(-1, "num_classes", "TarFlow")
-        Traceback (most recent call last):
-        ...
-        ValueError: TarFlow: num_classes must be an int >= 0, got -1
-    """
-    return int_at_least(value, name, owner, low=0)
-
-
-def int_at_least(value: object, name: str, owner: str = "", *, low: int) -> int:
-    """``value`` if it is an ``int >= low`` (``bool`` is not an int).
-
-    Examples:
-        >>> int_at_least(0, "features", "MADE", low=1)
-        Traceback (most recent call last):
-        ...
-        ValueError: MADE: features must be an int >= 1, got 0
-    """
-    return _int_at_least(value, name, owner, low, f"an int >= {low}")
-
-
-def positive_ints(value: object, name: str, owner: str = "") -> list[int]:
-    """``value`` as a list if it is a non-empty sequence of positive ints (e.g. hidden widths).
-
-    Raises:
-        TypeError: not a non-empty sequence (a string is not one), or an item that is not an int.
-        ValueError: an item ``< 1`` (named by its index).
-
-    Examples:
-        >>> positive_ints((64, 64), "hidden")
-        [64, 64]
-        >>> positive_ints(8, "hidden", "MAF")
-        Traceback (most recent call last):
-        ...
-        TypeError: MAF: hidden must be a non-empty sequence of positive ints, got 8
-    """
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise TypeError(f"{_where(owner)}{name} must be a non-empty sequence of positive ints, got {value!r}")
-    return [positive_int(v, f"{name}[{i}]", owner) for i, v in enumerate(value)]
-
-
-def _int_at_least(value: object, name: str, owner: str, low: int, what: str) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{_where(owner)}{name} must be {what}, got {type(value).__name__} {value!r}")
-    assert isinstance(value, int)
-    if value < low:
-        raise ValueError(f"{_where(owner)}{name} must be {what}, got {value!r}")
-    return value
-
-
-def boolean(value: object, name: str, owner: str = "") -> bool:
-    """``value`` if it is a ``bool`` (not ``0``/``1``, not a string such as ``'no'``).
-
-    Examples:
-        >>> boolean("no", "nvp", "TarFlow")
-        Traceback (most recent call last):
-        ...
-        TypeError: TarFlow: nvp must be True or False, got str 'no'
-    """
-    if not isinstance(value, bool):
-        raise TypeError(f"{_where(owner)}{name} must be True or False, got {type(value).__name__} {value!r}")
-    return value
-
-
-def choice(value: T, name: str, options: Sequence[T], owner: str = "") -> T:
-    """``value`` if it is one of ``options``.
-
-    Examples:
-        >>> choice("bogus", "kind", ("identity", "reverse"), "Permutation")
-        Traceback (most recent call last):
-        ...
-        ValueError: Permutation: kind must be one of 'identity', 'reverse', got 'bogus'
-    """
-    if isinstance(value, bool) or value not in options:
-        listed = ", ".join(repr(o) for o in options)
-        raise ValueError(f"{_where(owner)}{name} must be one of {listed}, got {value!r}")
-    return value
-
-
-def finite_float(value: object, name: str, owner: str = "", *, low: float | None = None,
-                 low_inclusive: bool = True) -> float:
-    """``value`` as a float if it is a finite real number (not a ``bool``), optionally bounded below.
-
-    The bound is ``>= low``, or ``> low`` with ``low_inclusive=False``.
-
-    Examples:
-        >>> finite_float(2, "guidance", low=0.0)
-        2.0
-        >>> finite_float(float("inf"), "temperature", "Flow.sample", low=0.0)
-        Traceback (most recent call last):
-        ...
-        ValueError: Flow.sample: temperature must be a finite float >= 0, got inf
-    """
-    bound = "" if low is None else f" {'>=' if low_inclusive else '>'} {low:g}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{_where(owner)}{name} must be a finite float{bound}, got {type(value).__name__} {value!r}")
-    ok = math.isfinite(value) and (low is None or (value >= low if low_inclusive else value > low))
-    if not ok:
-        raise ValueError(f"{_where(owner)}{name} must be a finite float{bound}, got {value!r}")
-    return float(value)
-
-
-def probability(value: object, name: str, owner: str = "") -> float:
-    """``value`` as a float if it lies in ``[0, 1]``.
-
-    Examples:
-        >>> probability(1.5, "label_drop")
-        Traceback (most recent call last):
-        ...
-        ValueError: label_drop must be a probability in [0, 1], got 1.5
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{_where(owner)}{name} must be a probability in [0, 1], got {type(value).__name__} {value!r}")
-    if not 0 <= value <= 1:
-        raise ValueError(f"{_where(owner)}{name} must be a probability in [0, 1], got {value!r}")
-    return float(value)
 
 
 # -- call inputs ----------------------------------------------------------------------------------
@@ -266,7 +111,7 @@ class ValueChecks:
 def _nonfinite_error(x: Tensor, name: str, owner: str) -> Callable[[], Exception]:
     def error() -> Exception:
         bad = int((~torch.isfinite(x)).sum())
-        return ValueError(f"{_where(owner)}{name} has {bad} non-finite value(s) (nan or inf)")
+        return ValueError(f"{owner_prefix(owner)}{name} has {bad} non-finite value(s) (nan or inf)")
     return error
 
 
@@ -301,7 +146,7 @@ def check_tensor(
         ...
         ValueError: Demo: x must have shape (B, 3), got (2, 5)
     """
-    where = _where(owner)
+    where = owner_prefix(owner)
     if not isinstance(x, Tensor):
         raise TypeError(f"{where}{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.dtype.is_floating_point:
@@ -337,11 +182,12 @@ def check_input(x: object, name: str, owner: str, reference: Tensor | None,
     """
     x = check_tensor(x, name, event_shape, event_ndim=event_ndim, owner=owner, checks=checks)
     if reference is not None:
+        where = owner_prefix(owner)
         if x.dtype != reference.dtype:
-            raise TypeError(f"{_where(owner)}{name} has dtype {x.dtype} but the parameters are {reference.dtype}; "
+            raise TypeError(f"{where}{name} has dtype {x.dtype} but the parameters are {reference.dtype}; "
                             f"convert one of them ({name}.to({reference.dtype}) or module.to({x.dtype}))")
         if x.device != reference.device:
-            raise ValueError(f"{_where(owner)}{name} is on device {x.device} but the parameters are on "
+            raise ValueError(f"{where}{name} is on device {x.device} but the parameters are on "
                              f"{reference.device}; move one of them ({name}.to({str(reference.device)!r}))")
     return x
 
@@ -410,7 +256,7 @@ def context_spec_for(num_classes: object, context_features: object, owner: str) 
     classes = nonnegative_int(num_classes, "num_classes", owner)
     features = nonnegative_int(context_features, "context_features", owner)
     if classes and features:
-        raise ValueError(f"{_where(owner)}pass num_classes (labels) or context_features (vectors), not both; "
+        raise ValueError(f"{owner_prefix(owner)}pass num_classes (labels) or context_features (vectors), not both; "
                          f"got num_classes={classes}, context_features={features}")
     if classes:
         return ContextSpec.labels(classes)
@@ -453,7 +299,7 @@ def check_context(context: object, spec: ContextSpec | None, conditional: bool, 
         ...
         ValueError: Patchify: takes no context (unconditional), but a context was given
     """
-    where = _where(owner)
+    where = owner_prefix(owner)
     if context is None:
         if conditional and spec is not None and not spec.optional:
             raise ValueError(f"{where}a context is required: {spec.describe()}, got None")
@@ -501,7 +347,7 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
         ...
         ValueError: labels must lie in [-1, 10) (-1 = dropped label), got values in [0, 10]
     """
-    where = _where(owner)
+    where = owner_prefix(owner)
     if not isinstance(context, Tensor):
         raise TypeError(f"{where}context must be a tensor of integer class labels, got {type(context).__name__}")
     if context.dtype.is_floating_point or context.dtype == torch.bool or context.is_complex():
@@ -524,51 +370,6 @@ def check_labels(context: object, batch_size: int, num_classes: int, *, owner: s
     if checks is None:
         own.settle()
     return context
-
-
-def index_tensor(value: object, name: str, owner: str = "") -> Tensor:
-    """``value`` (a sequence of ints or an integer tensor) as a 1-d long tensor on the CPU.
-
-    Floats, booleans and strings are refused rather than truncated: an order ``[0.5, 1.5]`` is a
-    mistake, not ``[0, 1]``.
-
-    Examples:
-        >>> index_tensor([2, 0, 1], "perm", "Demo").tolist()
-        [2, 0, 1]
-        >>> index_tensor([0.5, 1.5], "order", "MADE")
-        Traceback (most recent call last):
-        ...
-        TypeError: MADE: order must hold ints, got 0.5 (float)
-    """
-    where = _where(owner)
-    if isinstance(value, Tensor):
-        if value.dtype.is_floating_point or value.dtype == torch.bool or value.is_complex():
-            raise TypeError(f"{where}{name} must hold integers, got a tensor of dtype {value.dtype}")
-        index = value.detach().to("cpu", torch.long)
-    else:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise TypeError(f"{where}{name} must be a sequence of ints, got {type(value).__name__}")
-        bad = [v for v in value if not isinstance(v, Integral) or isinstance(v, bool)]
-        if bad:
-            raise TypeError(f"{where}{name} must hold ints, got {bad[0]!r} ({type(bad[0]).__name__})")
-        index = torch.tensor([int(v) for v in value], dtype=torch.long)
-    if index.dim() != 1:
-        raise ValueError(f"{where}{name} must be one-dimensional, got shape {tuple(index.shape)}")
-    return index
-
-
-def check_permutation(index: Tensor, n: int, name: str, owner: str = "") -> Tensor:
-    """``index`` (a 1-d long tensor) if it holds each of ``0, ..., n - 1`` exactly once.
-
-    Examples:
-        >>> check_permutation(torch.tensor([0, 0, 2]), 3, "order", "MADE")
-        Traceback (most recent call last):
-        ...
-        ValueError: MADE: order must be a permutation of range(3), got [0, 0, 2]
-    """
-    if not torch.equal(index.sort().values, torch.arange(n)):
-        raise ValueError(f"{_where(owner)}{name} must be a permutation of range({n}), got {index.tolist()}")
-    return index
 
 
 def first_line(e: BaseException) -> str:

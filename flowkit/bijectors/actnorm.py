@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import finite_float, positive_int
+from .._args import finite_float, positive_int
 from .base import Bijector, Shape
 
 __all__ = ["ActNorm"]

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import check_permutation, index_tensor, int_at_least
+from .._args import check_permutation, index_tensor, int_at_least
 from ..maps.base import ElementwiseMap
 from ..nets.made import MADE
 from ._conditioned import ConditionedBijector, require_map

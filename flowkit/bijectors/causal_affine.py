@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import boolean
+from .._args import boolean
 from ..maps.affine import AffineMap, ShiftMap
 from ._affine import split_params
 from .token_autoregressive import CausalTransformerFlow

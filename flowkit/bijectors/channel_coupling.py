@@ -6,7 +6,8 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import boolean, choice, context_spec_for, positive_int
+from .._args import boolean, choice, positive_int
+from .._validation import context_spec_for
 from ..maps.affine import AffineMap, ShiftMap
 from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner

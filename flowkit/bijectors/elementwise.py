@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import int_at_least
+from .._args import int_at_least
 from ..maps.base import ElementwiseMap
 from .base import Bijector, Shape
 

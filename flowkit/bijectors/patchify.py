@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import positive_int
+from .._args import positive_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Patchify"]

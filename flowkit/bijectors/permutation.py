@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import check_permutation, choice, index_tensor, nonnegative_int
+from .._args import check_permutation, choice, index_tensor, nonnegative_int
 from .base import Bijector, Shape, zeros_logdet
 
 __all__ = ["Permutation"]

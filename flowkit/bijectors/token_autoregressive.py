@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._validation import context_spec_for, positive_int
+from .._args import positive_int
+from .._validation import context_spec_for
 from ..maps.affine import AffineMap
 from ..maps.base import ElementwiseMap
 from ..nets.conditioner import TransformerConditioner

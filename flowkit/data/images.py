@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .._validation import nonnegative_int, positive_int
+from .._args import nonnegative_int, positive_int
 from .transforms import to_uint8
 
 __all__ = ["make_grid", "save_grid"]

@@ -7,7 +7,7 @@ from typing import TypeVar
 import torch
 from torch.utils.data import Dataset, Subset
 
-from .._validation import nonnegative_int, probability
+from .._args import nonnegative_int, probability
 
 __all__ = ["train_val_split"]
 

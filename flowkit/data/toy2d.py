@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._validation import nonnegative_int, positive_int
+from .._args import nonnegative_int, positive_int
 
 __all__ = ["TOY_2D", "toy_2d"]
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import finite_float, positive_int
+from .._args import finite_float, positive_int
 from ..bijectors.base import Shape
 
 __all__ = ["StandardNormal", "EMADiagonalNormal"]

@@ -9,16 +9,8 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from .._validation import (
-    ContextSpec,
-    ValueChecks,
-    boolean,
-    check_context,
-    check_input,
-    finite_float,
-    first_reference,
-    positive_int,
-)
+from .._args import boolean, finite_float, positive_int
+from .._validation import ContextSpec, ValueChecks, check_context, check_input, first_reference
 from ..bijectors.base import (
     Bijector,
     Shape,

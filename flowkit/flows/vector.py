@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._validation import boolean, finite_float, positive_int, positive_ints
+from .._args import boolean, finite_float, positive_int, positive_ints
 from ..bijectors.autoregressive import MaskedAutoregressive
 from ..bijectors.base import Bijector
 from ..bijectors.coupling import Coupling

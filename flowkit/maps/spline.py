@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from typing_extensions import override
 
-from .._validation import int_at_least
+from .._args import int_at_least
 from ..bijectors._affine import at_least_fp32
 from .base import ElementwiseMap
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from .._args import positive_int
 from .._modes import eval_mode
-from .._validation import check_tensor, positive_int
+from .._validation import check_tensor
 from ..data.transforms import dequantize as _dequantize
 from ._loader import batches, check_flow
 from .likelihood import Dequantize

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._validation import int_at_least, positive_int
+from .._args import int_at_least, positive_int
 
 __all__ = ["frechet_distance", "kid"]
 

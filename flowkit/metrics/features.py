@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .._args import finite_float, nonnegative_int, positive_int, probability
 from .._io import atomic_path
-from .._validation import finite_float, nonnegative_int, positive_int, probability
 from ..data.transforms import to_float
 from ._loader import as_images
 

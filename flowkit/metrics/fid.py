@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .._validation import boolean
+from .._args import boolean
 from ..data.transforms import to_float, to_uint8
 from ._loader import as_images
 from .distances import frechet_distance, kid

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import torch
 from torch import Tensor
 
+from .._args import positive_int
 from .._modes import eval_mode
-from .._validation import positive_int
 from ..data.transforms import dequantize as _dequantize
 from ._loader import batches, check_flow
 

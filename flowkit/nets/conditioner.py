@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .._validation import context_spec_for, positive_int
+from .._args import positive_int
+from .._validation import context_spec_for
 from .transformer import KVCache, Transformer
 
 __all__ = ["TransformerConditioner"]

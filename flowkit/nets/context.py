@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 from typing_extensions import override
 
-from .._validation import context_spec_for, positive_int
+from .._args import positive_int
+from .._validation import context_spec_for
 
 __all__ = ["ContextEncoder"]
 

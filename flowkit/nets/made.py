@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import check_permutation, index_tensor, int_at_least, positive_ints
+from .._args import check_permutation, index_tensor, int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MADE", "MaskedLinear"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .._validation import int_at_least, positive_ints
+from .._args import int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MLPConditioner"]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._validation import nonnegative_int, positive_int
+from .._args import nonnegative_int, positive_int
 
 __all__ = ["Attention", "MLP", "TransformerLayer", "Transformer", "KVCache", "offset_causal_mask"]
 

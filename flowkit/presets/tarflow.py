@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._validation import boolean, choice, nonnegative_int, positive_int
+from .._args import boolean, choice, nonnegative_int, positive_int
 from ..bijectors import CausalAffine, CausalTransformerFlow, Chain, ChannelCoupling, Patchify, Permutation
 from ..bijectors.base import Bijector
 from ..flows import EMADiagonalNormal, Flow, StandardNormal

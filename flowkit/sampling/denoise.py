@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from .._args import finite_float, positive_int
 from .._modes import eval_mode
-from .._validation import check_tensor, finite_float, positive_int
+from .._validation import check_tensor
 
 if TYPE_CHECKING:
     from ..flows.flow import Flow

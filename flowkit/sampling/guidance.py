@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._validation import boolean, finite_float
+from .._args import boolean, finite_float
 
 __all__ = ["Guidance"]
 

@@ -57,7 +57,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validation import positive_int
+from .._args import positive_int
 from .sequential import solve_sequential
 
 __all__ = ["METHODS", "InverseMethod", "resolve_method", "auto_window", "default_tol", "solve_autoregressive"]

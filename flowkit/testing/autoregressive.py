@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_permutation, check_tensor, index_tensor, positive_int
+from .._args import check_permutation, index_tensor, positive_int
+from .._validation import check_tensor
 from ..bijectors.base import Bijector
 
 __all__ = ["check_autoregressive"]

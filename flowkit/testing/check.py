@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import torch
 from torch import Tensor
 
-from .._validation import finite_float, nonnegative_int
+from .._args import finite_float, nonnegative_int
 from ..bijectors.base import Bijector
 
 __all__ = ["check_bijector", "randomize_parameters"]

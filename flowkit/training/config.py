@@ -14,15 +14,14 @@ import difflib
 import math
 import re
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 from flowkit.data.transforms import NoiseKind
 from flowkit.presets.tarflow import TarFlowConfig
+from flowkit.training._fields import attribute_docs, coerce, describe_type, field_types, is_instance, toml_value
 
 __all__ = [
     "TrainConfig",
@@ -33,7 +32,7 @@ __all__ = [
     "apply_overrides",
     "config_to_toml",
     "validate",
-    "attribute_docs",
+    "attribute_docs",  # defined in _fields; re-exported for the CLI and tests that import it from here
     "DEVICE_PATTERN",
 ]
 
@@ -278,7 +277,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConf
     if not isinstance(overrides, Mapping):
         raise TypeError(f"apply_overrides: overrides must be a mapping of field names to values, "
                         f"got {type(overrides).__name__}")
-    types_ = _field_types()
+    types_ = field_types(TrainConfig)
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         name = key.replace("-", "_")
@@ -286,7 +285,7 @@ def apply_overrides(cfg: TrainConfig, overrides: Mapping[str, Any]) -> TrainConf
             close = difflib.get_close_matches(name, types_, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown config key {key!r}{hint}; valid keys: {', '.join(types_)}")
-        changes[name] = _coerce(name, value, types_[name])
+        changes[name] = coerce(name, value, types_[name])
     for one, other in (("epochs", "max_steps"), ("max_steps", "epochs")):
         if changes.get(one) is not None and other not in changes:
             changes[other] = None
@@ -319,7 +318,7 @@ def config_to_toml(cfg: TrainConfig) -> str:
     lines = ["# flowkit training config (resolved); fields that are none are commented out"]
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        lines.append(f"# {f.name} = none" if value is None else f"{f.name} = {_toml_value(value)}")
+        lines.append(f"# {f.name} = none" if value is None else f"{f.name} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -342,10 +341,10 @@ def validate(cfg: TrainConfig) -> None:
         ValueError: patch_size 3 must divide img_size 8
     """
     check_config(cfg, "validate")
-    for name, tp in _field_types().items():
+    for name, tp in field_types(TrainConfig).items():
         value = getattr(cfg, name)
-        if not _is_instance(value, tp):
-            raise ValueError(f"config key {name!r} expects {_describe(tp)}, got {value!r}")
+        if not is_instance(value, tp):
+            raise ValueError(f"config key {name!r} expects {describe_type(tp)}, got {value!r}")
     c = cfg
     for name in ("in_channels", "img_size", "patch_size", "channels", "num_blocks", "layers_per_block",
                  "head_dim", "expansion", "batch_size", "log_every"):
@@ -388,178 +387,3 @@ def validate(cfg: TrainConfig) -> None:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
-
-
-def attribute_docs(cls: type) -> dict[str, str]:
-    """The ``Attributes:`` entries of a class's docstring and of its bases', as one line each.
-
-    Bases come first, so a subclass documenting a field again wins; continuation lines are joined.
-
-    Args:
-        cls: A class whose docstring (or its bases') has a Google-style ``Attributes:`` section.
-
-    Returns:
-        Field name mapped to its description.
-
-    Examples:
-        >>> attribute_docs(TrainConfig)["lr"]
-        'Peak learning rate of AdamW, reached after ``warmup_steps`` of linear warm-up.'
-    """
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        lines = (klass.__doc__ or "").expandtabs().splitlines()
-        inside, indent, name = False, 0, ""
-        for line in lines:
-            stripped = line.strip()
-            if stripped == "Attributes:":
-                inside, indent, name = True, len(line) - len(line.lstrip()), ""
-                continue
-            if not inside:
-                continue
-            depth = len(line) - len(line.lstrip())
-            if stripped and depth <= indent:  # the next section ("Examples:") ends this one
-                inside = False
-                continue
-            entry = re.fullmatch(r"(\w+)(?: \([^)]*\))?: (.*)", stripped)
-            if entry and depth == indent + 4:
-                name = entry.group(1)
-                docs[name] = entry.group(2)
-            elif stripped and name:
-                docs[name] += " " + stripped
-    return docs
-
-
-# --- typing helpers ---------------------------------------------------------------------------------
-
-
-def _field_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
-
-
-def _optional_inner(tp: Any) -> Any | None:
-    """``X`` for ``X | None``, else ``None``."""
-    if get_origin(tp) in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(get_args(tp)) == 2:
-            return args[0]
-    return None
-
-
-def _describe(tp: Any) -> str:
-    inner = _optional_inner(tp)
-    if inner is not None:
-        return f"{_describe(inner)} or none"
-    if get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if get_origin(tp) is tuple:
-        return f"{len(get_args(tp))} comma-separated numbers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[tp]
-
-
-def _is_instance(value: Any, tp: Any) -> bool:
-    inner = _optional_inner(tp)
-    if inner is not None:
-        return value is None or _is_instance(value, inner)
-    if get_origin(tp) is Literal:
-        return isinstance(value, str) and value in get_args(tp)
-    if get_origin(tp) is tuple:
-        args = get_args(tp)
-        return isinstance(value, tuple) and len(value) == len(args) and all(map(_is_instance, value, args))
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
-
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-
-
-def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Convert ``value`` (e.g. a command-line string) to ``tp``; raise a one-line ``ValueError``."""
-    text = value.strip() if isinstance(value, str) else None
-    inner = _optional_inner(tp)
-    if inner is not None:
-        if value is None or (text is not None and text.lower() in ("none", "null")):
-            return None
-        try:
-            return _coerce(name, value, inner)
-        except ValueError:
-            raise ValueError(f"config key {name!r} expects {_describe(tp)}, got {value!r}") from None
-    result: Any = _NOT_COERCED
-    if get_origin(tp) is tuple:
-        items = value
-        if text is not None:
-            items = [s for s in text.strip("()[]").split(",") if s.strip()]
-        if isinstance(items, (list, tuple)) and len(items) == len(get_args(tp)):
-            result = tuple(_coerce(name, v, t) for v, t in zip(items, get_args(tp), strict=True))
-    elif get_origin(tp) is Literal:
-        result = text if text in get_args(tp) else _NOT_COERCED
-    elif tp is bool:
-        if isinstance(value, bool):
-            result = value
-        elif text is not None and text.lower() in _TRUE | _FALSE:
-            result = text.lower() in _TRUE
-    elif tp is int:
-        number = _number(value, text)
-        if number is not None and float(number).is_integer():
-            result = int(number)
-    elif tp is float:
-        number = _number(value, text)
-        if number is not None:
-            result = float(number)
-    elif tp is str:
-        result = value if isinstance(value, str) else _NOT_COERCED
-    if result is _NOT_COERCED:
-        raise ValueError(f"config key {name!r} expects {_describe(tp)}, got {value!r}")
-    return result
-
-
-_NOT_COERCED = object()
-
-
-def _number(value: Any, text: str | None) -> int | float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if text is not None:
-        for parse in (int, float):
-            try:
-                return parse(text)
-            except ValueError:
-                pass
-    return None
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: escape quotes, backslashes and control characters."""
-    escaped = []
-    for ch in text:
-        if ch in '"\\':
-            escaped.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            escaped.append(f"\\u{ord(ch):04x}")
-        else:
-            escaped.append(ch)
-    return '"' + "".join(escaped) + '"'

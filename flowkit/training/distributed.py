@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .._validation import boolean, nonnegative_int, positive_int
+from .._args import boolean, nonnegative_int, positive_int
 from .config import DEVICE_PATTERN
 
 __all__ = ["DistInfo", "init_distributed", "wrap_model", "all_reduce_mean", "cleanup_distributed", "full_state_dict"]

@@ -34,8 +34,8 @@ from typing import Any
 
 import torch
 
+from .._args import boolean
 from .._io import atomic_path, fsync_dir, is_temp_name, with_path, write_atomic
-from .._validation import boolean
 from .checkpoint import save_checkpoint
 
 try:

@@ -16,7 +16,8 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .._validation import boolean, finite_float, nonnegative_int, positive_int, validating
+from .._args import boolean, finite_float, nonnegative_int, positive_int
+from .._validation import validating
 from ..data import ImageDataset, dequantize, drop_labels, load_dataset, train_val_split
 from ..data.images import save_grid
 from ..metrics import bayes_accuracy, bits_per_dim, evaluate_bpd
