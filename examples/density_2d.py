@@ -27,6 +27,7 @@ from torch import Tensor
 
 from flowkit import MAF, NSF, Flow, RealNVP, SplineCoupling
 from flowkit.data import TOY_2D, toy_2d
+from flowkit.threads import add_threads_argument, apply_thread_policy
 
 from _plots import Points, plot_density
 
@@ -61,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--quick", action="store_true", help="300 steps, to check that it runs")
     p.add_argument("--out", type=Path, default=Path("runs/examples/density_2d"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_argument(p)
     args = p.parse_args(argv)
+    apply_thread_policy(args.threads, rows=256, width=64)  # batches of 256 points through 64-wide MADEs
     steps = 300 if args.quick else args.steps
     torch.manual_seed(args.seed)
     train, test = toy_2d(args.data, 20_000, seed=args.seed), toy_2d(args.data, 5000, seed=args.seed + 1)

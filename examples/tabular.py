@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from flowkit import NSF, Flow
+from flowkit.threads import add_threads_argument, apply_thread_policy
 
 from _plots import Points, plot_points
 
@@ -103,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--quick", action="store_true", help="a short run, to check that it runs")
     p.add_argument("--out", type=Path, default=Path("runs/examples/tabular"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    add_threads_argument(p)
     args = p.parse_args(argv)
+    apply_thread_policy(args.threads, rows=64, width=128)  # batches of 64 rows through 128-wide MADEs
     torch.manual_seed(args.seed)
     splits, names = load(args.seed)
     dims = splits["train"][0].shape[1]
