@@ -3,8 +3,9 @@
 Protocol (issue #12): scikit-learn's 8x8 digits through flowkit's data code (8-bit pixels on
 [-1, 1]), the same 90/10 train/held-out split (``train_val_split``, seed 0), uniform
 dequantization (a fresh draw per training batch; one fixed draw for evaluation, the same for every
-model), class-conditional models. Each model trains for the same wall-clock budget (default 120 s)
-with Adam (learning rate 1e-3, cosine decay over the budget), batch 128, gradient clipping at 1.
+model), class-conditional models. Each model trains for the same wall-clock budget (default 300 s,
+the issue's "about 5 minutes") with Adam (learning rate 1e-3, cosine decay over the budget), batch
+128, gradient clipping at 1.
 The models take turns in slices of a few seconds, so a burst of load from other jobs on a shared
 machine hits every contender alike. Reported: held-out bits/dim (uniform dequantization, see
 :func:`flowkit.metrics.bits_per_dim`) and the Bayes classifier's held-out accuracy
@@ -16,11 +17,13 @@ Contenders:
 - ``TarFlow spline``: the same with ``map="spline"`` (8 bins);
 - ``flowkit NSF`` / ``flowkit MAF``: :class:`flowkit.NSF` / :class:`flowkit.MAF` on 64-D vectors with
   label context;
+- ``flowkit NSF dropout``: the same NSF with dropout on the MADEs' hidden units (``--dropout``,
+  default 0.2): 1,617 training images are few for 1.4M parameters, and zuko's MADE has no dropout;
 - ``zuko NSF`` / ``zuko MAF``: zuko's, same sizes, with one-hot context vectors.
 
 Needs the ``bench`` extra (zuko). Pin one thread for a fair comparison:
 
-    OMP_NUM_THREADS=1 python benchmarks/digits_likelihood.py --threads 1 [--seconds 120] [--markdown out.md]
+    OMP_NUM_THREADS=1 python benchmarks/digits_likelihood.py --threads 1 [--seconds 300] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def _zuko_vectors(model: nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     return lambda x, y: model(eye[y]).log_prob(x.flatten(1))
 
 
-def contenders(hidden: int) -> dict[str, Callable[[], Contender]]:
+def contenders(hidden: int, dropout: float) -> dict[str, Callable[[], Contender]]:
     """Name -> builder. NSFs: 3 transforms, 8 bins; MAFs: 5 transforms; MADE hidden (hidden, hidden)."""
     tarflow = dict(in_channels=1, img_size=8, patch_size=2, channels=64, num_blocks=4, layers_per_block=2,
                    head_dim=32, num_classes=NUM_CLASSES)
@@ -82,6 +85,8 @@ def contenders(hidden: int) -> dict[str, Callable[[], Contender]]:
         "TarFlow affine": build(lambda: TarFlow(**tarflow), _flowkit_images),
         "TarFlow spline": build(lambda: TarFlow(**tarflow, map="spline", spline_bins=8), _flowkit_images),
         "flowkit NSF": build(lambda: NSF(DIMS, transforms=3, hidden=h, num_classes=NUM_CLASSES), _flowkit_vectors),
+        "flowkit NSF dropout": build(lambda: NSF(DIMS, transforms=3, hidden=h, num_classes=NUM_CLASSES,
+                                                 dropout=dropout), _flowkit_vectors),
         "flowkit MAF": build(lambda: MAF(DIMS, transforms=5, hidden=h, num_classes=NUM_CLASSES), _flowkit_vectors),
         "zuko NSF": build(lambda: zuko.flows.NSF(DIMS, NUM_CLASSES, transforms=3, hidden_features=h), _zuko_vectors),
         "zuko MAF": build(lambda: zuko.flows.MAF(DIMS, NUM_CLASSES, transforms=5, hidden_features=h), _zuko_vectors),
@@ -102,9 +107,10 @@ def evaluate(c: Contender, x: Tensor, y: Tensor) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     """Train every contender for the same wall-clock budget, then print (and optionally write) the table."""
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=120.0, help="training wall-clock per model (default 120)")
+    p.add_argument("--seconds", type=float, default=300.0, help="training wall-clock per model (default 300)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--hidden", type=int, default=256, help="MADE hidden width of the vector flows (default 256)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout of 'flowkit NSF dropout' (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="+", default=None, help="a subset of the contenders (default: all)")
     args = p.parse_args(argv)
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     y_val = data.labels[torch.as_tensor(val_set.indices)]
     x_eval = dequantize(x_val, "uniform", generator=torch.Generator().manual_seed(args.seed + 1))
 
-    builders = contenders(args.hidden)
+    builders = contenders(args.hidden, args.dropout)
     names = args.models or list(builders)
     models, opts, used, steps = {}, {}, {}, {}
     for name in names:

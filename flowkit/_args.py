@@ -19,7 +19,7 @@ from torch import Tensor
 
 __all__ = [
     "owner_prefix", "positive_int", "nonnegative_int", "int_at_least", "positive_ints", "boolean", "choice",
-    "finite_float", "probability", "index_tensor", "check_permutation",
+    "finite_float", "probability", "dropout_rate", "index_tensor", "check_permutation",
 ]
 
 T = TypeVar("T")
@@ -172,6 +172,24 @@ def probability(value: object, name: str, owner: str = "") -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{where}{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
+
+
+def dropout_rate(value: object, owner: str = "") -> float:
+    """``value`` as a float if it is a dropout probability in ``[0, 1)`` (at 1 every unit is dropped).
+
+    Examples:
+        >>> dropout_rate(0.2, "MADE")
+        0.2
+        >>> dropout_rate(1.0, "MADE")
+        Traceback (most recent call last):
+        ...
+        ValueError: MADE: dropout must lie in [0, 1) (at 1 every hidden unit is dropped), got 1.0
+    """
+    p = probability(value, "dropout", owner)
+    if p == 1:
+        raise ValueError(f"{owner_prefix(owner)}dropout must lie in [0, 1) (at 1 every hidden unit is dropped), "
+                         f"got {value!r}")
+    return p
 
 
 def index_tensor(value: object, name: str, owner: str = "") -> Tensor:

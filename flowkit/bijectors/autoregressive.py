@@ -41,12 +41,14 @@ class MaskedAutoregressive(ConditionedBijector):
         map: the element-wise map, e.g. :class:`~flowkit.maps.AffineMap` or
             :class:`~flowkit.maps.RQSplineMap`.
         conditioner: a causal network, or ``None`` for a :class:`~flowkit.nets.MADE` built from
-            ``hidden``, ``order``, ``residual`` and the context arguments.
+            ``hidden``, ``order``, ``residual``, ``dropout`` and the context arguments.
         hidden: hidden widths of the default MADE.
         num_classes: the context is integer labels ``(B,)`` in ``[-1, num_classes)``.
         context_features: the context is float vectors ``(B, context_features)``.
         order: autoregressive order of the default MADE (a permutation of ``range(D)``).
         residual: residual connections in the default MADE.
+        dropout: dropout probability on the default MADE's hidden units (training mode only; see
+            :class:`~flowkit.nets.MADE`).
 
     Examples:
         >>> from flowkit.maps import RQSplineMap
@@ -64,15 +66,17 @@ class MaskedAutoregressive(ConditionedBijector):
 
     def __init__(self, features: int, map: ElementwiseMap, conditioner: nn.Module | None = None, *,
                  hidden: Sequence[int] = (64, 64), num_classes: int = 0, context_features: int = 0,
-                 order: Sequence[int] | Tensor | None = None, residual: bool = False) -> None:
+                 order: Sequence[int] | Tensor | None = None, residual: bool = False, dropout: float = 0.0) -> None:
         int_at_least(features, "features", "MaskedAutoregressive", low=1)
         if conditioner is None:
             num_params = require_map(map, "MaskedAutoregressive").num_params
             conditioner = MADE(features, num_params, hidden, num_classes=num_classes,
-                               context_features=context_features, order=order, residual=residual)
+                               context_features=context_features, order=order, residual=residual, dropout=dropout)
         elif order is not None:
             raise ValueError("MaskedAutoregressive: order configures the default MADE; a custom conditioner "
                              "declares its order as its own `order` attribute")
+        elif dropout:
+            raise ValueError("MaskedAutoregressive: dropout configures the default MADE; put it in your conditioner")
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         given = getattr(conditioner, "order", None)
         order_t = (torch.arange(features) if given is None

@@ -42,6 +42,8 @@ class Coupling(ConditionedBijector):
         hidden: hidden widths of the default MLP.
         num_classes: the context is integer labels ``(B,)`` in ``[-1, num_classes)``.
         context_features: the context is float vectors ``(B, context_features)``.
+        dropout: dropout probability on the default MLP's hidden units (training mode only; see
+            :class:`~flowkit.nets.MADE`).
 
     Examples:
         >>> from flowkit.maps import AffineMap
@@ -59,7 +61,7 @@ class Coupling(ConditionedBijector):
 
     def __init__(self, features: int, map: ElementwiseMap, conditioner: nn.Module | None = None, *,
                  mask: Sequence[bool] | Tensor | None = None, hidden: Sequence[int] = (64, 64),
-                 num_classes: int = 0, context_features: int = 0) -> None:
+                 num_classes: int = 0, context_features: int = 0, dropout: float = 0.0) -> None:
         if not isinstance(features, int) or features < 2:
             raise ValueError(f"Coupling: features must be an int >= 2 (some kept, some transformed), got {features!r}")
         mask_t = torch.arange(features) < features // 2 if mask is None else torch.as_tensor(mask, dtype=torch.bool)
@@ -69,7 +71,9 @@ class Coupling(ConditionedBijector):
         kept, changed = torch.nonzero(mask_t).flatten(), torch.nonzero(~mask_t).flatten()
         if conditioner is None:
             conditioner = MLPConditioner(len(kept), len(changed), require_map(map, "Coupling").num_params, hidden,
-                                         num_classes=num_classes, context_features=context_features)
+                                         num_classes=num_classes, context_features=context_features, dropout=dropout)
+        elif dropout:
+            raise ValueError("Coupling: dropout configures the default MLP; put it in your conditioner")
         super().__init__(map, conditioner, num_classes=num_classes, context_features=context_features)
         self.features = features
         self.register_buffer("mask", mask_t, persistent=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -165,10 +166,18 @@ class Flow(nn.Module):
                 return chain_inverse(as_bijectors(self.bijectors), z, context, options)
             self._check_inputs(owner, ("z", z, self.latent_shape) if check_z else None, context, options,
                                batch=z.shape[0])
+            self._warn_if_random(owner)
             with nested_calls():
                 x, logdet = chain_inverse(as_bijectors(self.bijectors), z, context, options)
         report_nonfinite(x, owner)
         return x, logdet
+
+    def _warn_if_random(self, owner: str) -> None:
+        """Warn when active dropout makes generation random (a flow in training mode)."""
+        if self.training and any(isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in self.modules()):
+            warnings.warn(f"{owner}: the flow is in training mode with active dropout, so every pass draws new "
+                          f"dropout masks and generation is neither exact nor the inverse of log_prob; call "
+                          f".eval() first", RuntimeWarning, stacklevel=4)
 
     def _sample_latent(self, num_samples: int, context: Tensor | int | None, temperature: float,
                        generator: torch.Generator | None, owner: str) -> tuple[Tensor, Tensor | None]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._args import boolean, finite_float, positive_int, positive_ints
+from .._args import boolean, dropout_rate, finite_float, positive_int, positive_ints
 from ..bijectors.autoregressive import MaskedAutoregressive
 from ..bijectors.base import Bijector
 from ..bijectors.coupling import Coupling
@@ -18,15 +18,17 @@ from .flow import Flow
 __all__ = ["MAF", "NSF", "RealNVP", "SplineCoupling"]
 
 
-def _check_sizes(owner: str, features: int, transforms: int, hidden: Sequence[int]) -> None:
+def _check_sizes(owner: str, features: int, transforms: int, hidden: Sequence[int], dropout: float) -> None:
     """The arguments every vector flow takes, checked once here (the layers check the rest)."""
     positive_int(features, "features", owner)
     positive_int(transforms, "transforms", owner)
     positive_ints(hidden, "hidden", owner)
+    dropout_rate(dropout, owner)
 
 
 def autoregressive_layers(features: int, map: ElementwiseMap, transforms: int, hidden: Sequence[int],
-                          num_classes: int, context_features: int, residual: bool) -> list[Bijector]:
+                          num_classes: int, context_features: int, residual: bool,
+                          dropout: float = 0.0) -> list[Bijector]:
     """``transforms`` :class:`MaskedAutoregressive` layers whose MADE orders alternate forward/reversed.
 
     Reversing the order inside the conditioner is the feature permutation between layers without
@@ -34,17 +36,17 @@ def autoregressive_layers(features: int, map: ElementwiseMap, transforms: int, h
     """
     forward_order = torch.arange(features)
     return [MaskedAutoregressive(features, map, hidden=hidden, num_classes=num_classes,
-                                 context_features=context_features, residual=residual,
+                                 context_features=context_features, residual=residual, dropout=dropout,
                                  order=forward_order if t % 2 == 0 else forward_order.flip(0))
             for t in range(transforms)]
 
 
 def coupling_layers(features: int, map: ElementwiseMap, transforms: int, hidden: Sequence[int],
-                    num_classes: int, context_features: int) -> list[Bijector]:
+                    num_classes: int, context_features: int, dropout: float = 0.0) -> list[Bijector]:
     """``transforms`` :class:`Coupling` layers whose masks alternate (first half kept, then the rest)."""
     mask = torch.arange(features) < features // 2
     return [Coupling(features, map, mask=mask if t % 2 == 0 else ~mask, hidden=hidden, num_classes=num_classes,
-                     context_features=context_features) for t in range(transforms)]
+                     context_features=context_features, dropout=dropout) for t in range(transforms)]
 
 
 class MAF(Flow):
@@ -65,6 +67,8 @@ class MAF(Flow):
         num_classes: condition on integer labels ``(B,)`` (``-1``: dropped label).
         context_features: condition on float vectors ``(B, context_features)``.
         residual: residual MADEs.
+        dropout: dropout probability on the MADEs' hidden units, the regulariser for small data sets
+            (training mode only: call ``flow.eval()`` before evaluating or sampling).
 
     Examples:
         >>> flow = MAF(3, context_features=2)
@@ -74,11 +78,11 @@ class MAF(Flow):
     """
 
     def __init__(self, features: int, *, transforms: int = 3, hidden: Sequence[int] = (64, 64), num_classes: int = 0,
-                 context_features: int = 0, residual: bool = False) -> None:
-        _check_sizes("MAF", features, transforms, hidden)
+                 context_features: int = 0, residual: bool = False, dropout: float = 0.0) -> None:
+        _check_sizes("MAF", features, transforms, hidden, dropout)
         boolean(residual, "residual", "MAF")
         super().__init__(autoregressive_layers(features, AffineMap(), transforms, hidden, num_classes,
-                                               context_features, residual), event_shape=(features,))
+                                               context_features, residual, dropout), event_shape=(features,))
 
 
 class NSF(Flow):
@@ -96,6 +100,8 @@ class NSF(Flow):
         num_classes: condition on integer labels ``(B,)`` (``-1``: dropped label).
         context_features: condition on float vectors ``(B, context_features)``.
         residual: residual MADEs.
+        dropout: dropout probability on the MADEs' hidden units, the regulariser for small data sets
+            (training mode only: call ``flow.eval()`` before evaluating or sampling).
 
     Examples:
         >>> sum(p.numel() for p in NSF(2).parameters())
@@ -107,12 +113,13 @@ class NSF(Flow):
     """
 
     def __init__(self, features: int, *, transforms: int = 3, hidden: Sequence[int] = (64, 64), bins: int = 8,
-                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0, residual: bool = False) -> None:
-        _check_sizes("NSF", features, transforms, hidden)
+                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0, residual: bool = False,
+                 dropout: float = 0.0) -> None:
+        _check_sizes("NSF", features, transforms, hidden, dropout)
         boolean(residual, "residual", "NSF")
         finite_float(bound, "bound", "NSF", low=0.0, low_inclusive=False)
         super().__init__(autoregressive_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
-                                               context_features, residual), event_shape=(features,))
+                                               context_features, residual, dropout), event_shape=(features,))
 
 
 class RealNVP(Flow):
@@ -129,6 +136,7 @@ class RealNVP(Flow):
         hidden: hidden widths of each MLP.
         num_classes: condition on integer labels ``(B,)``.
         context_features: condition on float vectors ``(B, context_features)``.
+        dropout: dropout probability on the MLPs' hidden units (training mode only).
 
     Examples:
         >>> flow = RealNVP(4)
@@ -137,10 +145,10 @@ class RealNVP(Flow):
     """
 
     def __init__(self, features: int, *, transforms: int = 4, hidden: Sequence[int] = (64, 64), num_classes: int = 0,
-                 context_features: int = 0) -> None:
-        _check_sizes("RealNVP", features, transforms, hidden)
-        super().__init__(coupling_layers(features, AffineMap(), transforms, hidden, num_classes, context_features),
-                         event_shape=(features,))
+                 context_features: int = 0, dropout: float = 0.0) -> None:
+        _check_sizes("RealNVP", features, transforms, hidden, dropout)
+        super().__init__(coupling_layers(features, AffineMap(), transforms, hidden, num_classes, context_features,
+                                         dropout), event_shape=(features,))
 
 
 class SplineCoupling(Flow):
@@ -156,6 +164,7 @@ class SplineCoupling(Flow):
         bound: the spline's interval half-width :math:`B`.
         num_classes: condition on integer labels ``(B,)``.
         context_features: condition on float vectors ``(B, context_features)``.
+        dropout: dropout probability on the MLPs' hidden units (training mode only).
 
     Examples:
         >>> flow = SplineCoupling(3, transforms=2)
@@ -164,8 +173,8 @@ class SplineCoupling(Flow):
     """
 
     def __init__(self, features: int, *, transforms: int = 4, hidden: Sequence[int] = (64, 64), bins: int = 8,
-                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0) -> None:
-        _check_sizes("SplineCoupling", features, transforms, hidden)
+                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0, dropout: float = 0.0) -> None:
+        _check_sizes("SplineCoupling", features, transforms, hidden, dropout)
         finite_float(bound, "bound", "SplineCoupling", low=0.0, low_inclusive=False)
         super().__init__(coupling_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
-                                         context_features), event_shape=(features,))
+                                         context_features, dropout), event_shape=(features,))

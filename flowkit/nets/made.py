@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._args import check_permutation, index_tensor, int_at_least, positive_ints
+from .._args import check_permutation, dropout_rate, index_tensor, int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MADE", "MaskedLinear"]
@@ -55,6 +55,11 @@ class MADE(nn.Module):
         h_{l+1} = \phi\big((W_{l+1} \odot M_{l+1}) h_l + b_{l+1}\big) \;[+\, h_l \text{ if residual}],
         \quad \theta = (W_o \odot M_o) h_L + b_o
 
+    With ``dropout > 0`` each hidden activation passes through :class:`torch.nn.Dropout` (masks
+    zero units, never weights, so causality is untouched). Like any dropout it acts in training
+    mode only: a flow in training mode is then random, and its inverse is exact only in eval mode
+    (``flow.eval()`` before sampling).
+
     Args:
         features: ``D``.
         params_per_feature: ``P`` (an element-wise map's ``num_params``).
@@ -63,6 +68,7 @@ class MADE(nn.Module):
         order: the autoregressive order, a permutation of ``range(D)`` (default: ``0, 1, ..., D-1``).
         residual: add skip connections between hidden layers of equal width.
         activation: the nonlinearity :math:`\phi` (a module class).
+        dropout: dropout probability on the hidden units, in ``[0, 1)`` (a regulariser for small data).
 
     Examples:
         >>> made = MADE(3, 2, hidden=(16, 16))
@@ -75,9 +81,10 @@ class MADE(nn.Module):
 
     def __init__(self, features: int, params_per_feature: int, hidden: Sequence[int] = (64, 64), *,
                  num_classes: int = 0, context_features: int = 0, order: Sequence[int] | Tensor | None = None,
-                 residual: bool = False, activation: type[nn.Module] = nn.ReLU) -> None:
+                 residual: bool = False, activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> None:
         super().__init__()
         int_at_least(features, "features", "MADE", low=1)
+        p = dropout_rate(dropout, "MADE")
         int_at_least(params_per_feature, "params_per_feature", "MADE", low=1)
         hidden = positive_ints(hidden, "hidden", "MADE")
         if residual and len(set(hidden)) != 1:
@@ -102,6 +109,7 @@ class MADE(nn.Module):
         nn.init.zeros_(self.output.bias)
         self.context = ContextEncoder(hidden[0], num_classes=num_classes, context_features=context_features)
         self.activation = activation()
+        self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters ``(B, D, P)`` for ``x`` ``(B, D)``."""
@@ -109,8 +117,8 @@ class MADE(nn.Module):
         e = self.context(context)
         if e is not None:
             h = h + e.to(h.dtype)
-        h = self.activation(h)
+        h = self.dropout(self.activation(h))
         for layer in self.layers[1:]:
-            out = self.activation(layer(h))
+            out = self.dropout(self.activation(layer(h)))
             h = h + out if self.residual else out
         return self.output(h).unflatten(-1, (self.features, self.params_per_feature))

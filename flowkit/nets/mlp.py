@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .._args import int_at_least, positive_ints
+from .._args import dropout_rate, int_at_least, positive_ints
 from .context import ContextEncoder
 
 __all__ = ["MLPConditioner"]
@@ -31,6 +31,8 @@ class MLPConditioner(nn.Module):
         hidden: hidden layer widths.
         num_classes, context_features: the context, as in :class:`ContextEncoder`.
         activation: the nonlinearity :math:`\phi` (a module class).
+        dropout: dropout probability on the hidden units, in ``[0, 1)``; active in training mode
+            only (see :class:`MADE`).
 
     Examples:
         >>> import torch
@@ -43,9 +45,10 @@ class MLPConditioner(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, params_per_feature: int,
                  hidden: Sequence[int] = (64, 64), *, num_classes: int = 0, context_features: int = 0,
-                 activation: type[nn.Module] = nn.ReLU) -> None:
+                 activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> None:
         super().__init__()
         hidden = positive_ints(hidden, "hidden", "MLPConditioner")
+        p = dropout_rate(dropout, "MLPConditioner")
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("params_per_feature", params_per_feature)):
             int_at_least(v, name, "MLPConditioner", low=1)
@@ -56,6 +59,7 @@ class MLPConditioner(nn.Module):
         nn.init.zeros_(self.output.bias)
         self.context = ContextEncoder(hidden[0], num_classes=num_classes, context_features=context_features)
         self.activation = activation()
+        self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
         self.out_features, self.params_per_feature = out_features, params_per_feature
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
@@ -64,7 +68,7 @@ class MLPConditioner(nn.Module):
         e = self.context(context)
         if e is not None:
             h = h + e.to(h.dtype).view(e.shape[0], *([1] * (x.dim() - 2)), -1)
-        h = self.activation(h)
+        h = self.dropout(self.activation(h))
         for layer in self.layers[1:]:
-            h = self.activation(layer(h))
+            h = self.dropout(self.activation(layer(h)))
         return self.output(h).unflatten(-1, (self.out_features, self.params_per_feature))

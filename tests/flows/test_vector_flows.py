@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -66,3 +67,53 @@ def test_nsf_matches_zuko_size_and_learns() -> None:
 def test_bad_arguments(make, match: str) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("name", sorted(FLOWS))
+def test_dropout_acts_in_training_mode_only(name: str) -> None:
+    """Eval mode: exactly the dropout-free flow with the same weights (exact inverse). Training mode: random."""
+    torch.manual_seed(0)
+    plain = randomize_parameters(FLOWS[name](3, transforms=2, hidden=(32, 32), num_classes=2).double(), std=0.3)
+    dropped = FLOWS[name](3, transforms=2, hidden=(32, 32), num_classes=2, dropout=0.5).double()
+    dropped.load_state_dict(plain.state_dict())  # dropout adds no parameter or buffer
+    x, y = torch.randn(64, 3, dtype=torch.float64), torch.randint(2, (64,))
+    dropped.eval()
+    torch.testing.assert_close(dropped.log_prob(x, context=y), plain.log_prob(x, context=y), rtol=0, atol=0)
+    z, _ = dropped(x, context=y)
+    torch.testing.assert_close(dropped.inverse(z, context=y), x)
+    dropped.train()
+    first, second = dropped.log_prob(x, context=y), dropped.log_prob(x, context=y)
+    assert not torch.allclose(first, second), "training-mode dropout should draw new masks per call"
+    assert not torch.allclose(first, plain.log_prob(x, context=y))
+
+
+def test_sampling_in_training_mode_with_dropout_warns() -> None:
+    flow = NSF(2, hidden=(8,), dropout=0.1)
+    with pytest.warns(RuntimeWarning, match=r"NSF.sample: .*training mode with active dropout.*\.eval\(\)"):
+        flow.sample(3)
+    flow.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flow.sample(3)
+        NSF(2, hidden=(8,)).sample(3)  # no dropout: training mode is deterministic, no warning
+
+
+@pytest.mark.parametrize("dropout, error, match", [
+    (1.0, ValueError, r"NSF: dropout must lie in \[0, 1\).*got 1.0"),
+    (-0.1, ValueError, r"probability in \[0, 1\], got -0.1"),
+    ("0.1", TypeError, r"probability in \[0, 1\], got str"),
+])
+def test_bad_dropout(dropout: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        NSF(2, dropout=dropout)  # type: ignore[arg-type]
+
+
+def test_dropout_with_a_custom_conditioner_is_refused() -> None:
+    from flowkit import Coupling, MaskedAutoregressive
+    from flowkit.maps import AffineMap
+    from flowkit.nets import MADE, MLPConditioner
+
+    with pytest.raises(ValueError, match="MaskedAutoregressive: dropout configures the default MADE"):
+        MaskedAutoregressive(3, AffineMap(), conditioner=MADE(3, 2), dropout=0.1)
+    with pytest.raises(ValueError, match="Coupling: dropout configures the default MLP"):
+        Coupling(4, AffineMap(), conditioner=MLPConditioner(2, 2, 2), dropout=0.1)
