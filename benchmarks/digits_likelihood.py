@@ -93,6 +93,27 @@ def contenders(hidden: int, dropout: float) -> dict[str, Callable[[], Contender]
     }
 
 
+def digits_split(seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Training images and labels (pixels on [-1, 1]), held-out images dequantized once (seed + 1) and labels."""
+    data = load_dataset("digits")
+    train_set, val_set = train_val_split(data, 0.1, seed=0)
+    train_idx, val_idx = torch.as_tensor(train_set.indices), torch.as_tensor(val_set.indices)
+    x_val = data.images[val_idx].float() / 127.5 - 1
+    x_eval = dequantize(x_val, "uniform", generator=torch.Generator().manual_seed(seed + 1))
+    return data.images[train_idx].float() / 127.5 - 1, data.labels[train_idx], x_eval, data.labels[val_idx]
+
+
+def train_step(c: Contender, opt: torch.optim.Optimizer, x_train: Tensor, y_train: Tensor, batch: int,
+               g: torch.Generator) -> None:
+    """One step on a random batch, freshly dequantized: nats/dim loss, gradient clip 1, the optimizer's step."""
+    idx = torch.randint(len(x_train), (batch,), generator=g)
+    loss = -c.log_prob(dequantize(x_train[idx], "uniform", generator=g), y_train[idx]).mean() / DIMS
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(c.model.parameters(), 1.0)
+    opt.step()
+
+
 def evaluate(c: Contender, x: Tensor, y: Tensor) -> tuple[float, float]:
     """Held-out bits/dim and Bayes accuracy on dequantized images ``x`` with labels ``y``."""
     c.model.eval()
@@ -116,13 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     setup(args)
     load_start = os.getloadavg()
-    data = load_dataset("digits")
-    train_set, val_set = train_val_split(data, 0.1, seed=0)
-    x_train = data.images[torch.as_tensor(train_set.indices)].float() / 127.5 - 1
-    y_train = data.labels[torch.as_tensor(train_set.indices)]
-    x_val = data.images[torch.as_tensor(val_set.indices)].float() / 127.5 - 1
-    y_val = data.labels[torch.as_tensor(val_set.indices)]
-    x_eval = dequantize(x_val, "uniform", generator=torch.Generator().manual_seed(args.seed + 1))
+    x_train, y_train, x_eval, y_val = digits_split(args.seed)
 
     builders = contenders(args.hidden, args.dropout)
     names = args.models or list(builders)
@@ -141,13 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             while time.perf_counter() < stop:
                 for group in opt.param_groups:  # cosine decay over the model's own budget
                     group["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * min(used[name] / args.seconds, 1.0)))
-                idx = torch.randint(len(x_train), (args.batch,), generator=g)
-                xb = dequantize(x_train[idx], "uniform", generator=g)
-                loss = -c.log_prob(xb, y_train[idx]).mean() / DIMS
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(c.model.parameters(), 1.0)
-                opt.step()
+                train_step(c, opt, x_train, y_train, args.batch, g)
                 steps[name] += 1
                 used[name] += time.perf_counter() - start
                 start = time.perf_counter()
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     finish(args, "Digits likelihood at equal wall-clock", [table],
            notes=f"Adam 1e-3 with cosine decay over the budget, batch {args.batch}, gradient clip 1, "
                  f"threads {torch.get_num_threads()}, seed {args.seed}; {len(x_train)} training and "
-                 f"{len(x_val)} held-out images; slices of {SLICE_S:.0f} s round-robin. Load average "
+                 f"{len(y_val)} held-out images; slices of {SLICE_S:.0f} s round-robin. Load average "
                  f"(1 min) {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end.")
 
 
