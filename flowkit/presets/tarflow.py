@@ -134,6 +134,11 @@ class TarFlowConfig:
         return len(self.model_fields())
 
 
+def _spline(bins: int) -> RQSplineMap:
+    """The spline TarFlow's map: unbounded bin-size logits as in 0.2.0, so its checkpoints keep their meaning."""
+    return RQSplineMap(bins, logit_bound=None)
+
+
 class TarFlow(Flow):
     r"""TarFlow: patchify, then ``T`` transformer autoregressive affine (or spline) blocks.
 
@@ -201,13 +206,13 @@ class TarFlow(Flow):
 
         def autoregressive() -> Bijector:
             if map == "spline":
-                return CausalTransformerFlow(d, n, channels, layers_per_block, map=RQSplineMap(spline_bins), **common)
+                return CausalTransformerFlow(d, n, channels, layers_per_block, map=_spline(spline_bins), **common)
             return CausalAffine(d, n, channels, layers_per_block, affine=nvp, **common)
 
         blocks: list[Bijector] = [Patchify(patch_size, img_size, in_channels)]
         for t in range(num_blocks):
             if coupling == "channel":
-                spline = RQSplineMap(spline_bins) if map == "spline" else None
+                spline = _spline(spline_bins) if map == "spline" else None
                 blocks.append(ChannelCoupling(d, n, channels, layers_per_block, parity=t % 2, affine=nvp, map=spline,
                                               **common))
             elif t % 2 == 0:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from flowkit.bijectors import Elementwise
 from flowkit.maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
+from flowkit.maps.spline import LOGIT_BOUND
 from flowkit.testing import check_bijector, randomize_parameters
 
 seeds = st.integers(0, 2**16)
@@ -66,19 +67,24 @@ def test_zero_params_are_the_identity(name: str) -> None:
     torch.testing.assert_close(ladj, torch.zeros_like(x), atol=1e-12, rtol=0)
 
 
-def _hand_spline() -> tuple[RQSplineMap, torch.Tensor]:
+def _hand_spline(logit_bound: float | None = None) -> tuple[RQSplineMap, torch.Tensor]:
     """K = 2 bins on [-1, 1]: x-knots (-1, 0, 1), y-knots (-1, -0.5, 1), derivatives (1, 2, 1).
 
     Heights: softmax(0, log 3) = (1/4, 3/4) of 2; the middle derivative softplus(log(e + 1) + log(e - 1))
-    = log(e^2) = 2.
+    = log(e^2) = 2. With a logit bound L the height logit is u = v / (1 - v / L), whose soft clip
+    u / (1 + |u| / L) is v = log 3 again.
     """
-    spline = RQSplineMap(bins=2, bound=1.0, min_width=0.0, min_height=0.0, min_derivative=0.0)
-    params = torch.tensor([0.0, 0.0, 0.0, math.log(3.0), math.log(math.e + 1)], dtype=torch.float64)
+    spline = RQSplineMap(bins=2, bound=1.0, min_width=0.0, min_height=0.0, min_derivative=0.0,
+                         logit_bound=logit_bound)
+    v = math.log(3.0)
+    u = v if logit_bound is None else v / (1 - v / logit_bound)
+    params = torch.tensor([0.0, 0.0, 0.0, u, math.log(math.e + 1)], dtype=torch.float64)
     return spline, params
 
 
-def test_spline_at_knots_in_bins_and_in_tails() -> None:
-    spline, params = _hand_spline()
+@pytest.mark.parametrize("logit_bound", [None, LOGIT_BOUND, 2.0])
+def test_spline_at_knots_in_bins_and_in_tails(logit_bound: float | None) -> None:
+    spline, params = _hand_spline(logit_bound)
     x = torch.tensor([-1.0, 0.0, 1.0, -0.5, -7.0, 2.5], dtype=torch.float64)
     z, ladj = spline(x, params.expand(6, 5))
     # Bin 0 at xi = 1/2: s = 1/2, d0 = 1, d1 = 2, sigma = 2; z = -1 + (1/2)(1/8 + 1/4)/(1/2 + 1/2) = -13/16;
@@ -90,6 +96,17 @@ def test_spline_at_knots_in_bins_and_in_tails() -> None:
     x_back, ladj_inv = spline.inverse(expected_z, params.expand(6, 5))
     torch.testing.assert_close(x_back, x, atol=1e-12, rtol=0)
     torch.testing.assert_close(ladj_inv, -expected_ladj, atol=1e-12, rtol=0)
+
+
+def test_spline_bin_sizes_are_softly_bounded() -> None:
+    """Logits +-1e6: unbounded, one bin takes everything (to the minimum); bounded, the ratio is e^(2L) at most."""
+    params = torch.tensor([[1e6, -1e6, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    for bound, ratio in ((None, 1e6 - 1), (1.5, math.exp(3.0))):
+        spline = RQSplineMap(bins=2, bound=1.0, min_width=1e-6, min_height=0.0, logit_bound=bound)
+        knots = spline._knot_table(params)[0, :, 0]
+        widths = knots.diff()
+        assert widths[0] / widths[1] == pytest.approx(ratio, rel=1e-4), bound
+    assert RQSplineMap().logit_bound == pytest.approx(0.5 * math.log(1000))
 
 
 def test_spline_is_continuous_at_the_bound() -> None:
@@ -112,7 +129,8 @@ def test_affine_hand_values() -> None:
 
 @pytest.mark.parametrize("kwargs, match", [({"bins": 0}, "bins"), ({"bound": -1.0}, "bound"),
                                            ({"bins": 4, "min_width": 0.3}, "min_width"),
-                                           ({"min_derivative": 1.0}, "min_derivative")])
+                                           ({"min_derivative": 1.0}, "min_derivative"),
+                                           ({"logit_bound": 0.0}, "logit_bound")])
 def test_spline_rejects_bad_settings(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         RQSplineMap(**kwargs)
