@@ -29,7 +29,7 @@ from .maps import AffineMap, ElementwiseMap, RQSplineMap, ShiftMap
 from .presets import TarFlow, TarFlowConfig
 from .sampling import Guidance, SamplingOptions, denoise
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AffineMap",

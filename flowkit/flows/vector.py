@@ -12,7 +12,7 @@ from ..bijectors.base import Bijector
 from ..bijectors.coupling import Coupling
 from ..maps.affine import AffineMap
 from ..maps.base import ElementwiseMap
-from ..maps.spline import RQSplineMap
+from ..maps.spline import LOGIT_BOUND, RQSplineMap
 from .flow import Flow
 
 __all__ = ["MAF", "NSF", "RealNVP", "SplineCoupling"]
@@ -97,6 +97,8 @@ class NSF(Flow):
         hidden: hidden widths of each MADE.
         bins: spline bins :math:`K`.
         bound: the spline's interval half-width :math:`B`.
+        logit_bound: soft bound of the spline's bin-size logits (``None``: unbounded, as in 0.2.0;
+            see :class:`~flowkit.maps.RQSplineMap`).
         num_classes: condition on integer labels ``(B,)`` (``-1``: dropped label).
         context_features: condition on float vectors ``(B, context_features)``.
         residual: residual MADEs.
@@ -114,12 +116,13 @@ class NSF(Flow):
 
     def __init__(self, features: int, *, transforms: int = 3, hidden: Sequence[int] = (64, 64), bins: int = 8,
                  bound: float = 5.0, num_classes: int = 0, context_features: int = 0, residual: bool = False,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, logit_bound: float | None = LOGIT_BOUND) -> None:
         _check_sizes("NSF", features, transforms, hidden, dropout)
         boolean(residual, "residual", "NSF")
         finite_float(bound, "bound", "NSF", low=0.0, low_inclusive=False)
-        super().__init__(autoregressive_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
-                                               context_features, residual, dropout), event_shape=(features,))
+        spline = RQSplineMap(bins, bound, logit_bound=logit_bound)
+        super().__init__(autoregressive_layers(features, spline, transforms, hidden, num_classes, context_features,
+                                               residual, dropout), event_shape=(features,))
 
 
 class RealNVP(Flow):
@@ -162,6 +165,8 @@ class SplineCoupling(Flow):
         hidden: hidden widths of each MLP.
         bins: spline bins :math:`K`.
         bound: the spline's interval half-width :math:`B`.
+        logit_bound: soft bound of the spline's bin-size logits (``None``: unbounded, as in 0.2.0;
+            see :class:`~flowkit.maps.RQSplineMap`).
         num_classes: condition on integer labels ``(B,)``.
         context_features: condition on float vectors ``(B, context_features)``.
         dropout: dropout probability on the MLPs' hidden units (training mode only).
@@ -173,8 +178,10 @@ class SplineCoupling(Flow):
     """
 
     def __init__(self, features: int, *, transforms: int = 4, hidden: Sequence[int] = (64, 64), bins: int = 8,
-                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0, dropout: float = 0.0) -> None:
+                 bound: float = 5.0, num_classes: int = 0, context_features: int = 0, dropout: float = 0.0,
+                 logit_bound: float | None = LOGIT_BOUND) -> None:
         _check_sizes("SplineCoupling", features, transforms, hidden, dropout)
         finite_float(bound, "bound", "SplineCoupling", low=0.0, low_inclusive=False)
-        super().__init__(coupling_layers(features, RQSplineMap(bins, bound), transforms, hidden, num_classes,
-                                         context_features, dropout), event_shape=(features,))
+        spline = RQSplineMap(bins, bound, logit_bound=logit_bound)
+        super().__init__(coupling_layers(features, spline, transforms, hidden, num_classes, context_features,
+                                         dropout), event_shape=(features,))

@@ -117,3 +117,20 @@ def test_dropout_with_a_custom_conditioner_is_refused() -> None:
         MaskedAutoregressive(3, AffineMap(), conditioner=MADE(3, 2), dropout=0.1)
     with pytest.raises(ValueError, match="Coupling: dropout configures the default MLP"):
         Coupling(4, AffineMap(), conditioner=MLPConditioner(2, 2, 2), dropout=0.1)
+
+
+@pytest.mark.parametrize("name", ["NSF", "SplineCoupling"])
+def test_spline_flows_pass_their_logit_bound_to_the_map(name: str) -> None:
+    """Same weights: the default bound changes the density (it is applied); ``logit_bound=None`` is 0.2.0's map."""
+    from flowkit.maps import RQSplineMap
+    from flowkit.maps.spline import LOGIT_BOUND
+
+    torch.manual_seed(0)
+    bounded = randomize_parameters(FLOWS[name](3, transforms=2, hidden=(16,)).double(), std=1.0)
+    unbounded = FLOWS[name](3, transforms=2, hidden=(16,), logit_bound=None).double()
+    unbounded.load_state_dict(bounded.state_dict())
+    x = torch.randn(32, 3, dtype=torch.float64)
+    assert not torch.allclose(bounded.log_prob(x), unbounded.log_prob(x))
+    for flow, bound in ((bounded, LOGIT_BOUND), (unbounded, None)):
+        maps = [b.map for b in flow.bijectors]
+        assert all(isinstance(m, RQSplineMap) and m.logit_bound == bound for m in maps)
