@@ -65,7 +65,7 @@ def bayes_accuracy(log_prob: Tensor, prior: Tensor, y: Tensor) -> float:
 
 
 def fit(flow: Flow, splits: dict[str, tuple[Tensor, Tensor]], steps: int, lr: float = 1e-3, seed: int = 0) -> Flow:
-    """Adam on mini-batches of 64 with weight decay; returns the flow at its best validation NLL."""
+    """Adam on mini-batches of 64 with weight decay; returns the flow at its best validation NLL, in eval mode."""
     g = torch.Generator().manual_seed(seed)
     x, y = splits["train"]
     opt = torch.optim.AdamW(flow.parameters(), lr=lr, weight_decay=1e-4)
@@ -77,12 +77,14 @@ def fit(flow: Flow, splits: dict[str, tuple[Tensor, Tensor]], steps: int, lr: fl
         loss.backward()
         opt.step()
         if step % 50 == 49:
+            flow.eval()  # scored as it will be used: without dropout
             with torch.no_grad():
                 val = -flow.log_prob(*splits["val"][:1], context=splits["val"][1]).mean().item()
+            flow.train()
             if val < best:
                 best, best_state = val, copy.deepcopy(flow.state_dict())
     flow.load_state_dict(best_state)
-    return flow
+    return flow.eval()
 
 
 def plot(test: tuple[Tensor, Tensor], samples: dict[int, Tensor], names: list[str], path: Path,
@@ -104,13 +106,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--quick", action="store_true", help="a short run, to check that it runs")
     p.add_argument("--out", type=Path, default=Path("runs/examples/tabular"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the MADEs' hidden units")
     add_threads_argument(p)
     args = p.parse_args(argv)
     apply_thread_policy(args.threads, rows=64, width=128)  # batches of 64 rows through 128-wide MADEs
     torch.manual_seed(args.seed)
     splits, names = load(args.seed)
     dims = splits["train"][0].shape[1]
-    flow = NSF(dims, num_classes=2, hidden=(128, 128), transforms=2 if args.quick else 3)
+    flow = NSF(dims, num_classes=2, hidden=(128, 128), transforms=2 if args.quick else 3, dropout=args.dropout)
     flow = fit(flow, splits, 300 if args.quick else args.steps, lr=2e-3 if args.quick else 1e-3, seed=args.seed)
     x, y = splits["test"]
     prior = torch.bincount(splits["train"][1], minlength=2).float() / len(splits["train"][1])

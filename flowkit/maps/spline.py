@@ -108,11 +108,16 @@ class RQSplineMap(ElementwiseMap):
         return f"bins={self.bins}, bound={self.bound}, logit_bound={self.logit_bound:.4g}" \
             if self.logit_bound is not None else f"bins={self.bins}, bound={self.bound}, logit_bound=None"
 
-    def _knots(self, raw: Tensor, minimum: float) -> Tensor:
-        """Knot positions ``(..., K + 1)`` from the ``K`` unconstrained bin-size logits."""
+    def _knots(self, raw: Tensor) -> Tensor:
+        """Knot positions ``(..., 2, K + 1)``, ``x`` then ``y``, from the ``2K`` unconstrained bin-size logits."""
+        raw = raw.unflatten(-1, (2, self.bins))  # both knot sets at once: half the (small) kernels
         if self.logit_bound is not None:
             raw = raw / (1 + raw.abs() / self.logit_bound)
-        frac = minimum + (1 - minimum * self.bins) * torch.softmax(raw, dim=-1)
+        frac = torch.softmax(raw, dim=-1)
+        # The smallest fraction of the widths (row 0) and of the heights (row 1); a float when equal.
+        m = self.min_width if self.min_width == self.min_height else frac.new_tensor([[self.min_width],
+                                                                                      [self.min_height]])
+        frac = m + (1 - self.bins * m) * frac
         cum = F.pad(torch.cumsum(frac[..., :-1], dim=-1), (1, 1), value=0.0)
         # Pin the last knot exactly, so the spline meets the tail at +B whatever the rounding of cumsum.
         cum[..., -1] = 1.0
@@ -124,8 +129,7 @@ class RQSplineMap(ElementwiseMap):
         params = at_least_fp32(params)
         inner = self.min_derivative + F.softplus(params[..., 2 * k:] + self._derivative_shift)
         derivs = F.pad(inner, (1, 1), value=1.0)  # slope 1 at +-B, matching the identity tails
-        return torch.stack([self._knots(params[..., :k], self.min_width),
-                            self._knots(params[..., k:2 * k], self.min_height), derivs], dim=-1)
+        return torch.cat([self._knots(params[..., :2 * k]).transpose(-1, -2), derivs.unsqueeze(-1)], dim=-1)
 
     @staticmethod
     def _bin(table: Tensor, v: Tensor, column: int) -> tuple[Tensor, Tensor]:
