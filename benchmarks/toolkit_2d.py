@@ -45,6 +45,7 @@ def contenders() -> dict[str, tuple[Callable[[], nn.Module], Callable[[nn.Module
     return {
         "zuko NSF": (lambda: zuko.flows.NSF(2, transforms=3, hidden_features=(64, 64)), zuko_log_prob),
         "flowkit NSF": (lambda: NSF(2, transforms=3, hidden=(64, 64)), flowkit_log_prob),
+        "flowkit NSF unbounded": (lambda: NSF(2, transforms=3, hidden=(64, 64), logit_bound=None), flowkit_log_prob),
         "zuko MAF": (lambda: zuko.flows.MAF(2, transforms=5, hidden_features=(64, 64)), zuko_log_prob),
         "flowkit MAF": (lambda: MAF(2, transforms=5, hidden=(64, 64)), flowkit_log_prob),
     }
@@ -86,11 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", nargs="+", choices=list(contenders()), default=list(contenders()),
-                   help="the contenders (default: all)")
+    p.add_argument("--models", nargs="+", choices=list(contenders()),
+                   default=["zuko NSF", "flowkit NSF", "zuko MAF", "flowkit MAF"],
+                   help="the contenders (default: both NSFs and both MAFs; 'flowkit NSF unbounded' is the NSF with "
+                        "0.2.0's unbounded spline logits)")
     args = p.parse_args(argv)
     setup(args)
-    lines = {"zuko NSF": 3, "flowkit NSF": 3, "zuko MAF": 3, "flowkit MAF": 3}
+    lines = {"zuko NSF": 3, "flowkit NSF": 3, "flowkit NSF unbounded": 3, "zuko MAF": 3, "flowkit MAF": 3}
     per_data = {name: run_dataset(name, args.steps, args.batch, args.seed, args.models) for name in TOY_2D}
     table = Table(f"Held-out NLL (nats, 10k points) after {args.steps} steps, training steps/s (one process)",
                   ["model", "parameters", *(f"NLL {n}" for n in TOY_2D), *(f"steps/s {n}" for n in TOY_2D),

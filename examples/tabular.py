@@ -6,14 +6,18 @@ malignant; no download) is standardised on the training split, and one neural sp
 
 .. code-block:: python
 
-    flow = NSF(30, num_classes=2, hidden=(128, 128))
+    flow = NSF(30, num_classes=2, hidden=(128, 128), dropout=0.2)
     loss = -flow.log_prob(x, context=y).mean()
-    samples = flow.sample(100, context=1)           # 100 malignant-looking tumours
+    flow.eval()                                     # after training: no dropout, exact inverse
+    samples = flow.sample(100, context=1)           # 100 benign-looking tumours
 
 It reports the held-out NLL (nats per tumour) against the per-class Gaussians fitted to the same
 training data, and the accuracy of the Bayes classifier :math:`\arg\max_y \log p(x \mid y) + \log p(y)`
-that the flow gives for free. Training keeps the parameters of the best validation NLL (the data
-set is small). The plot shows two features of held-out tumours and of samples, per class.
+that the flow gives for free. The data set is small (341 training tumours for 0.3M parameters), so
+the MADEs use dropout (``--dropout``, default 0.2) and training keeps the parameters of the best
+validation NLL. Dropout pays: held-out NLL 3.23 / -2.29 / 1.57 nats per tumour for seeds 0 / 1 / 2
+against 7.00 / 3.17 / 5.21 without it (``--dropout 0``). The plot shows two features of held-out
+tumours and of samples, per class.
 
 Run ``python examples/tabular.py`` (a minute or two on a CPU) or with ``--quick``.
 """
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--quick", action="store_true", help="a short run, to check that it runs")
     p.add_argument("--out", type=Path, default=Path("runs/examples/tabular"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the MADEs' hidden units")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout on the MADEs' hidden units (default 0.2)")
     add_threads_argument(p)
     args = p.parse_args(argv)
     apply_thread_policy(args.threads, rows=64, width=128)  # batches of 64 rows through 128-wide MADEs
