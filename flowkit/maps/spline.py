@@ -105,8 +105,8 @@ class RQSplineMap(ElementwiseMap):
 
     @override
     def extra_repr(self) -> str:
-        return f"bins={self.bins}, bound={self.bound}, logit_bound={self.logit_bound:.4g}" \
-            if self.logit_bound is not None else f"bins={self.bins}, bound={self.bound}, logit_bound=None"
+        logit_bound = "None" if self.logit_bound is None else f"{self.logit_bound:.4g}"
+        return f"bins={self.bins}, bound={self.bound}, logit_bound={logit_bound}"
 
     def _knots(self, raw: Tensor) -> Tensor:
         """Knot positions ``(..., 2, K + 1)``, ``x`` then ``y``, from the ``2K`` unconstrained bin-size logits."""

@@ -109,6 +109,14 @@ def test_spline_bin_sizes_are_softly_bounded() -> None:
     assert RQSplineMap().logit_bound == pytest.approx(0.5 * math.log(1000))
 
 
+def test_spline_minimum_widths_and_heights_apply_separately() -> None:
+    """All mass on bin 0: the other bin keeps its own minimum, 0.1 of the width and 0.2 of the height."""
+    spline = RQSplineMap(bins=2, bound=1.0, min_width=0.1, min_height=0.2, logit_bound=None)
+    table = spline._knot_table(torch.tensor([[1e6, -1e6, 1e6, -1e6, 0.0]], dtype=torch.float64))[0]
+    torch.testing.assert_close(table[:, 0].diff(), torch.tensor([1.8, 0.2], dtype=torch.float64))
+    torch.testing.assert_close(table[:, 1].diff(), torch.tensor([1.6, 0.4], dtype=torch.float64))
+
+
 def test_spline_is_continuous_at_the_bound() -> None:
     spline = RQSplineMap(bins=4, bound=2.0)
     params = torch.randn(4, spline.num_params, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
