@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._args import finite_float, nonnegative_int
 from ..bijectors.base import Bijector
@@ -92,7 +92,8 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
     10. no state is left on the module by a call;
     11. ``state_dict``, ``torch.save``/``torch.load(weights_only=True)`` and ``deepcopy`` keep the output.
 
-    Use random (not zero-initialised) parameters, or the checks prove little.
+    Use random (not zero-initialised) parameters, or the checks prove little. A bijector in training
+    mode with active dropout is refused (each call would draw new masks): check it in eval mode.
 
     Args:
         bijector: the bijector to test.
@@ -119,6 +120,11 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         raise TypeError(f"check_bijector: inverse_options must be a dict or None, got {type(inverse_options).__name__}")
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"check_bijector: x needs a batch of at least 2 samples, got shape {tuple(x.shape)}")
+    active = [name for name, m in bijector.named_modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]
+    if active:
+        raise ValueError(f"check_bijector: {type(bijector).__name__} is in training mode with active dropout "
+                         f"({active[0]}), so every call draws new masks and no round trip can hold; call .eval() "
+                         f"first")
     opts = inverse_options or {}
     x = x.detach()  # the gradient check below must see only this bijector's graph
     b = bijector

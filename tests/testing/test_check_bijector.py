@@ -163,3 +163,16 @@ def test_vector_context_without_a_spec_fails_the_malformed_context_check() -> No
 def test_identical_context_vectors_are_refused() -> None:
     with pytest.raises(AssertionError, match="two distinct context vectors"):
         check_bijector(ContextShift(), torch.randn(3, 3, dtype=torch.float64), vectors()[:1].expand(3, 2))
+
+
+def test_active_dropout_is_refused_and_eval_mode_passes() -> None:
+    """In training mode a dropout layer is a random map: refused by name; in eval mode the same layer passes."""
+    from flowkit import MaskedAutoregressive
+    from flowkit.maps import AffineMap
+    from flowkit.testing import randomize_parameters
+
+    torch.manual_seed(0)
+    layer = randomize_parameters(MaskedAutoregressive(3, AffineMap(), hidden=(16,), dropout=0.3).double(), std=0.3)
+    with pytest.raises(ValueError, match=r"training mode with active dropout \(conditioner.dropout\).*\.eval\(\)"):
+        check_bijector(layer, torch.randn(4, 3, dtype=torch.float64))
+    check_bijector(layer.eval(), torch.randn(4, 3, dtype=torch.float64))
