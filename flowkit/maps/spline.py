@@ -143,37 +143,44 @@ class RQSplineMap(ElementwiseMap):
         both = table.gather(-2, idx)
         return both[..., 0, :], both[..., 1, :]
 
+    def _locate(self, v: Tensor, params: Tensor, column: int) -> tuple[Tensor, ...]:
+        """The bin of each ``v`` (``v`` clamped to ``[-B, B]``) and its knots, shared by both directions.
+
+        Returns ``inside, v_in, (x_k, y_k), (w_k, h_k), s_k, (delta_k, delta_{k+1})``, flattened; ``column`` is 0
+        to search the ``x`` knots (forward), 1 for the ``y`` knots (inverse).
+        """
+        inside = (v > -self.bound) & (v < self.bound)
+        v_in = v.clamp(-self.bound, self.bound)
+        left, right = self._bin(self._knot_table(params), v_in, column)
+        (xk, yk, d0), (x1, y1, d1) = left.unbind(-1), right.unbind(-1)
+        wk, hk = x1 - xk, y1 - yk
+        return inside, v_in, xk, yk, wk, hk, hk / wk, d0, d1
+
     @staticmethod
-    def _log_derivative(s: Tensor, d0: Tensor, d1: Tensor, xi: Tensor, den: Tensor) -> Tensor:
-        t = xi * (1 - xi)
+    def _log_derivative(s: Tensor, d0: Tensor, d1: Tensor, xi: Tensor, t: Tensor, den: Tensor) -> Tensor:
+        r""":math:`\log \partial z / \partial x` in a bin, with ``t`` :math:`= \xi(1 - \xi)`."""
         return 2 * torch.log(s) + torch.log(d1 * xi.square() + 2 * s * t + d0 * (1 - xi).square()) - 2 * torch.log(den)
+
+    @staticmethod
+    def _with_identity_tails(inside: Tensor, v: Tensor, out: Tensor, logd: Tensor, dtype: torch.dtype
+                             ) -> tuple[Tensor, Tensor]:
+        """The spline's ``out`` and ``logd`` inside ``[-B, B]``; outside, ``v`` itself and log-derivative 0."""
+        return torch.where(inside, out, v).to(dtype), torch.where(inside, logd, torch.zeros_like(logd)).to(dtype)
 
     @override
     def forward(self, x: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         v = at_least_fp32(x)
-        inside = (v > -self.bound) & (v < self.bound)
-        v_in = v.clamp(-self.bound, self.bound)
-        left, right = self._bin(self._knot_table(params), v_in, 0)
-        (xk, yk, d0), (x1, y1, d1) = left.unbind(-1), right.unbind(-1)
-        wk, hk = x1 - xk, y1 - yk
-        s = hk / wk
+        inside, v_in, xk, yk, wk, hk, s, d0, d1 = self._locate(v, params, 0)
         xi = ((v_in - xk) / wk).clamp(0, 1)
         t = xi * (1 - xi)
         den = s + (d1 + d0 - 2 * s) * t
         z = yk + hk * (s * xi.square() + d0 * t) / den
-        logd = self._log_derivative(s, d0, d1, xi, den)
-        z = torch.where(inside, z, v)
-        return z.to(x.dtype), torch.where(inside, logd, torch.zeros_like(logd)).to(x.dtype)
+        return self._with_identity_tails(inside, v, z, self._log_derivative(s, d0, d1, xi, t, den), x.dtype)
 
     @override
     def inverse(self, z: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
         v = at_least_fp32(z)
-        inside = (v > -self.bound) & (v < self.bound)
-        v_in = v.clamp(-self.bound, self.bound)
-        left, right = self._bin(self._knot_table(params), v_in, 1)
-        (xk, yk, d0), (x1, y1, d1) = left.unbind(-1), right.unbind(-1)
-        wk, hk = x1 - xk, y1 - yk
-        s = hk / wk
+        inside, v_in, xk, yk, wk, hk, s, d0, d1 = self._locate(v, params, 1)
         delta = v_in - yk
         sigma = d1 + d0 - 2 * s
         alpha = hk * (s - d0) + delta * sigma
@@ -182,7 +189,6 @@ class RQSplineMap(ElementwiseMap):
         disc = (beta.square() - 4 * alpha * gamma).clamp_min(0)
         xi = (2 * gamma / (-beta - torch.sqrt(disc))).clamp(0, 1)
         x = xk + xi * wk
-        den = s + sigma * xi * (1 - xi)
-        logd = -self._log_derivative(s, d0, d1, xi, den)
-        x = torch.where(inside, x, v)
-        return x.to(z.dtype), torch.where(inside, logd, torch.zeros_like(logd)).to(z.dtype)
+        t = xi * (1 - xi)
+        den = s + sigma * t
+        return self._with_identity_tails(inside, v, x, -self._log_derivative(s, d0, d1, xi, t, den), z.dtype)
