@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-__all__ = ["eval_mode"]
+__all__ = ["active_dropout", "eval_mode"]
 
 
 @contextmanager
@@ -34,3 +34,16 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, training in modes:
             m.training = training
+
+
+def active_dropout(module: nn.Module) -> list[str]:
+    """Names of the submodules of ``module`` that drop units now: dropout with ``p > 0`` in training mode.
+
+    They make every call random, so no forward/inverse pair can agree.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(1, 1), nn.Dropout(0.1))
+        >>> active_dropout(net), active_dropout(net.eval())
+        (['1'], [])
+    """
+    return [name for name, m in module.named_modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .._args import boolean, finite_float, positive_int
+from .._modes import active_dropout
 from .._validation import ContextSpec, ValueChecks, check_context, check_input, first_reference
 from ..bijectors.base import (
     Bijector,
@@ -174,7 +175,7 @@ class Flow(nn.Module):
 
     def _warn_if_random(self, owner: str) -> None:
         """Warn when active dropout makes generation random (a flow in training mode)."""
-        if self.training and any(isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in self.modules()):
+        if active_dropout(self):
             warnings.warn(f"{owner}: the flow is in training mode with active dropout, so every pass draws new "
                           f"dropout masks and generation is neither exact nor the inverse of log_prob; call "
                           f".eval() first", RuntimeWarning, stacklevel=4)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .._args import finite_float, nonnegative_int
+from .._modes import active_dropout
 from ..bijectors.base import Bijector
 
 __all__ = ["check_bijector", "randomize_parameters"]
@@ -120,7 +121,7 @@ def check_bijector(bijector: Bijector, x: Tensor, context: Tensor | None = None,
         raise TypeError(f"check_bijector: inverse_options must be a dict or None, got {type(inverse_options).__name__}")
     if x.dim() < 2 or x.shape[0] < 2:
         raise ValueError(f"check_bijector: x needs a batch of at least 2 samples, got shape {tuple(x.shape)}")
-    active = [name for name, m in bijector.named_modules() if isinstance(m, nn.Dropout) and m.training and m.p > 0]
+    active = active_dropout(bijector)
     if active:
         raise ValueError(f"check_bijector: {type(bijector).__name__} is in training mode with active dropout "
                          f"({active[0]}), so every call draws new masks and no round trip can hold; call .eval() "
