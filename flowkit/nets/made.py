@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._args import check_permutation, dropout_rate, index_tensor, int_at_least, positive_ints
+from .._args import check_permutation, index_tensor, int_at_least, positive_ints
 from .context import ContextEncoder
+from .mlp import hidden_dropout
 
 __all__ = ["MADE", "MaskedLinear"]
 
@@ -84,7 +85,7 @@ class MADE(nn.Module):
                  residual: bool = False, activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> None:
         super().__init__()
         int_at_least(features, "features", "MADE", low=1)
-        p = dropout_rate(dropout, "MADE")
+        self.dropout = hidden_dropout(dropout, "MADE")
         int_at_least(params_per_feature, "params_per_feature", "MADE", low=1)
         hidden = positive_ints(hidden, "hidden", "MADE")
         if residual and len(set(hidden)) != 1:
@@ -109,7 +110,6 @@ class MADE(nn.Module):
         nn.init.zeros_(self.output.bias)
         self.context = ContextEncoder(hidden[0], num_classes=num_classes, context_features=context_features)
         self.activation = activation()
-        self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters ``(B, D, P)`` for ``x`` ``(B, D)``."""

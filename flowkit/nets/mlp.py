@@ -9,7 +9,13 @@ from torch import Tensor, nn
 from .._args import dropout_rate, int_at_least, positive_ints
 from .context import ContextEncoder
 
-__all__ = ["MLPConditioner"]
+__all__ = ["MLPConditioner", "hidden_dropout"]
+
+
+def hidden_dropout(dropout: float, owner: str) -> nn.Module:
+    """The dropout layer of a conditioner's hidden units: checked, and an identity at ``dropout=0``."""
+    p = dropout_rate(dropout, owner)
+    return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
 class MLPConditioner(nn.Module):
@@ -48,7 +54,7 @@ class MLPConditioner(nn.Module):
                  activation: type[nn.Module] = nn.ReLU, dropout: float = 0.0) -> None:
         super().__init__()
         hidden = positive_ints(hidden, "hidden", "MLPConditioner")
-        p = dropout_rate(dropout, "MLPConditioner")
+        self.dropout = hidden_dropout(dropout, "MLPConditioner")
         for name, v in (("in_features", in_features), ("out_features", out_features),
                         ("params_per_feature", params_per_feature)):
             int_at_least(v, name, "MLPConditioner", low=1)
@@ -59,7 +65,6 @@ class MLPConditioner(nn.Module):
         nn.init.zeros_(self.output.bias)
         self.context = ContextEncoder(hidden[0], num_classes=num_classes, context_features=context_features)
         self.activation = activation()
-        self.dropout = nn.Dropout(p) if p > 0 else nn.Identity()
         self.out_features, self.params_per_feature = out_features, params_per_feature
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
